@@ -1,0 +1,56 @@
+# rlops: every target installs what it needs first, so a fresh clone needs only `make demo` or `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .tools
+PY := $(VENV)/bin/python
+RLOPS := $(VENV)/bin/rlops
+PIP_FLAGS := --quiet --disable-pip-version-check
+# Ray's token auth would make the local dashboard answer 401; a laptop session needs none.
+export RAY_AUTH_MODE ?= disabled
+export PYTHONHASHSEED := 0
+
+.PHONY: setup demo test lint typecheck pytest lock bench-env clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup: $(VENV)/.installed $(TOOLS)/.installed  ## build .venv (rlops) and .tools (scanners), reusing them when up to date
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) --upgrade "pip==25.3" "setuptools==80.9.0" "wheel==0.45.1"
+	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e ".[all]"
+	touch $@
+
+# Checkov pins boto3/networkx/packaging differently from the ML stack, so scanners get their own venv.
+$(TOOLS)/.installed: constraints-tools.txt
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install $(PIP_FLAGS) -r constraints-tools.txt
+	touch $@
+
+demo: setup  ## the main job, locally
+	$(RLOPS) demo
+
+test: setup lint typecheck pytest  ## lint, type-check and the whole test suite
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+pytest: setup
+	$(VENV)/bin/pytest -q
+
+bench-env: setup  ## environment throughput against gym-anytrading
+	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt gym-anytrading
+	$(PY) benchmarks/env_throughput.py
+
+lock:  ## re-pin constraints.txt from what .venv holds (run after changing dependencies)
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

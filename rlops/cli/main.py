@@ -1,0 +1,29 @@
+"""Entry point of the `rlops` command; turns every RlopsError into one readable line and a non-zero exit."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from rlops.cli import data_cmd, memory_cmd
+from rlops.errors import RlopsError
+
+app = typer.Typer(
+    name="rlops",
+    help="Reinforcement-learning trading from research to production.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data_cmd.app, name="data")
+app.add_typer(memory_cmd.app, name="memory")
+
+
+def run() -> None:
+    try:
+        app()
+    except RlopsError as exc:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"error: {exc}", markup=False)
+        sys.exit(1)
