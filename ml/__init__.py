@@ -1,0 +1,1 @@
+"""The ML side of rlops: market data, the trading environment, agents, tuning, backtests and serving."""

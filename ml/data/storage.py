@@ -1,0 +1,99 @@
+"""Byte-level access to local paths and `s3://` URLs, so every reader and writer handles both the same way.
+
+The S3 client honours the standard AWS settings (credentials chain, region, and `AWS_ENDPOINT_URL` for
+S3-compatible stores such as MinIO or a local moto server).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from rlops.errors import RlopsError
+
+
+def is_s3(location: str | Path) -> bool:
+    return str(location).startswith("s3://")
+
+
+def _split(url: str) -> tuple[str, str]:
+    parsed = urlparse(url)
+    if not parsed.netloc:
+        raise RlopsError(f"{url}: an s3 URL needs a bucket (s3://BUCKET/KEY)")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+@cache
+def _client() -> Any:
+    import boto3
+
+    return boto3.client("s3")
+
+
+def join(base: str | Path, *parts: str) -> str:
+    if is_s3(base):
+        return "/".join([str(base).rstrip("/"), *parts])
+    return str(Path(base).joinpath(*parts))
+
+
+def read_bytes(location: str | Path) -> bytes:
+    if is_s3(location):
+        bucket, key = _split(str(location))
+        client = _client()
+        try:
+            body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except client.exceptions.NoSuchKey as exc:
+            raise RlopsError(f"{location}: no such object") from exc
+        except Exception as exc:  # botocore errors carry the service's own reason; keep it
+            raise RlopsError(f"{location}: cannot read ({exc})") from exc
+        return body
+    path = Path(location)
+    if not path.exists():
+        raise RlopsError(f"{path}: no such file")
+    return path.read_bytes()
+
+
+def write_bytes(location: str | Path, data: bytes) -> None:
+    if is_s3(location):
+        bucket, key = _split(str(location))
+        try:
+            _client().put_object(Bucket=bucket, Key=key, Body=data)
+        except Exception as exc:
+            raise RlopsError(f"{location}: cannot write ({exc})") from exc
+        return
+    path = Path(location)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def exists(location: str | Path) -> bool:
+    if is_s3(location):
+        bucket, key = _split(str(location))
+        client = _client()
+        try:
+            client.head_object(Bucket=bucket, Key=key)
+        except client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise RlopsError(f"{location}: cannot check ({exc})") from exc
+        return True
+    return Path(location).exists()
+
+
+def list_files(location: str | Path, suffixes: tuple[str, ...]) -> list[str]:
+    """Every file under a folder or prefix whose name ends with one of `suffixes`, sorted."""
+    if is_s3(location):
+        bucket, prefix = _split(str(location).rstrip("/") + "/")
+        paginator = _client().get_paginator("list_objects_v2")
+        keys = [
+            obj["Key"]
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])
+            if obj["Key"].endswith(suffixes)
+        ]
+        return sorted(f"s3://{bucket}/{key}" for key in keys)
+    return sorted(str(p) for p in Path(location).rglob("*") if p.is_file() and p.name.endswith(suffixes))

@@ -1,0 +1,85 @@
+"""`rlops data`: list, show, validate and ingest market data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Market data: named datasets, validation, ingestion into a Parquet store.", no_args_is_help=True)
+TzOption = Annotated[str, typer.Option("--tz", help="time zone that naive timestamps are read in")]
+GapOption = Annotated[str, typer.Option("--gaps", help="report (default) or error when bars are missing")]
+
+
+@app.command("list")
+def list_datasets() -> None:
+    """The named datasets that ship with rlops (no network needed)."""
+    from ml.data.datasets import DATASETS
+
+    table = Table("name", "description")
+    for item in DATASETS.values():
+        table.add_row(item.name, item.description)
+    Console().print(table)
+
+
+@app.command("show")
+def show(dataset: Annotated[str, typer.Argument(help="named dataset, file, store folder or s3:// URL")]) -> None:
+    """Summary of a dataset: symbols, date range, bar frequency, gaps, fingerprint and the last bars."""
+    from ml.data.fingerprint import fingerprint
+    from ml.data.resolve import resolve_dataset
+
+    bars = resolve_dataset(dataset)
+    frame = bars.frame
+    console = Console()
+    console.print(f"[bold]{bars.name}[/bold]: {len(frame)} bars, symbols {', '.join(bars.symbols)}")
+    console.print(f"from {frame['timestamp'].min().isoformat()} to {frame['timestamp'].max().isoformat()}")
+    console.print(f"bar spacing {bars.bar_spacing}, {bars.periods_per_year:g} bars per year, {len(bars.gaps)} gap(s)")
+    for gap in bars.gaps[:10]:
+        console.print(f"  gap {gap}")
+    console.print(f"fingerprint {fingerprint(frame)}")
+    console.print(frame.tail(5).to_string(index=False))
+
+
+@app.command("validate")
+def validate(
+    paths: Annotated[list[str], typer.Argument(help="files or folders (CSV or Parquet; local or s3://)")],
+    tz: TzOption = "UTC",
+    gaps: GapOption = "report",
+) -> None:
+    """Check every file and print a report; exits 1 if any file has an error."""
+    from ml.data.errors import DataValidationError
+    from ml.data.loader import LoadOptions, load_bars
+
+    if gaps not in ("report", "error"):
+        raise typer.BadParameter("--gaps must be report or error")
+    try:
+        bars = load_bars(paths, LoadOptions(tz=tz, gap_policy="error" if gaps == "error" else "report"))
+    except DataValidationError as exc:
+        for issue in exc.issues:
+            typer.echo(f"error: {issue}", err=True)
+        typer.echo(f"{len(exc.issues)} error(s) in {', '.join(paths)}", err=True)
+        raise typer.Exit(1) from exc
+    for gap in bars.gaps:
+        typer.echo(f"gap: {gap}")
+    typer.echo(f"ok: {len(bars.frame)} bars, {len(bars.symbols)} symbol(s), {len(bars.gaps)} gap(s) reported")
+
+
+@app.command("ingest")
+def ingest(
+    sources: Annotated[list[str], typer.Argument(help="raw CSV/Parquet files or folders (local or s3://)")],
+    to: Annotated[str, typer.Option("--to", help="store folder or s3:// prefix")],
+    tz: TzOption = "UTC",
+) -> None:
+    """Validate raw files and write a normalised Parquet store with a manifest (no-op if unchanged)."""
+    from ml.data.loader import LoadOptions
+    from ml.data.store import ingest as run_ingest
+
+    result = run_ingest(sources, to, LoadOptions(tz=tz))
+    manifest = result.manifest
+    verb = "wrote" if result.written else "unchanged:"
+    rows = sum(s.rows for s in manifest.symbols.values())
+    typer.echo(f"{verb} {Path(to) if '://' not in to else to} ({rows} bars, {len(manifest.symbols)} symbol(s))")
+    typer.echo(f"fingerprint {manifest.fingerprint}")
