@@ -75,7 +75,7 @@ def split_by_date(
     test = _first_at_or_after(timestamps, test_start) if test_start is not None else int(n * fractions[1])
     if embargo < 0:
         raise RlopsError(f"embargo must be >= 0 bars (got {embargo})")
-    if not val - embargo > 0 and val < test - embargo and test < n:
+    if not (val - embargo > 0 and val < test - embargo and test < n):
         raise RlopsError(
             f"split dates leave an empty part: {n} bars, validation from bar {val}, test from bar {test}, "
             f"embargo {embargo}"

@@ -64,13 +64,13 @@ class EnvConfig:
         if not self.allow_short:
             need(min(self.levels) >= 0, "levels", "contain short weights but allow_short is False", self.levels)
             need(self.weight_low >= 0, "weight_low", "is negative but allow_short is False", self.weight_low)
+        need(self.leverage >= 1.0, "leverage", "must be >= 1", self.leverage)
         need(
             0.0 < self.max_position <= self.leverage,
             "max_position",
             "must be in (0, leverage]",
             self.max_position,
         )
-        need(self.leverage >= 1.0, "leverage", "must be >= 1", self.leverage)
         for name in ("commission_bps", "slippage_bps", "impact_coef", "borrow_rate", "lot_size"):
             need(getattr(self, name) >= 0.0, name, "must be >= 0", getattr(self, name))
         need(
