@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 from moto.server import ThreadedMotoServer
 
-from ml.data import fingerprint, load_bars, resolve_dataset
-from ml.data import storage
+from ml.data import fingerprint, load_bars, resolve_dataset, storage
 from ml.data.store import ingest, read_manifest
 from rlops.errors import RlopsError
 from tests.builders import good_rows, write_csv

@@ -86,7 +86,7 @@ def test_integer_lots_round_toward_zero() -> None:
 def test_cash_is_never_overspent_without_leverage() -> None:
     env = env_for(commission_bps=10.0)  # the open gaps up: the full order would cost more than the cash
     env.reset(seed=0)
-    _, _, _, _, info = env.step(LONG)
+    _, _, _, _, _info = env.step(LONG)
     assert env.log is not None
     frame = env.log.to_frame()
     assert frame["cash"].iloc[1] >= -1e-9
