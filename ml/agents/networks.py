@@ -1,0 +1,94 @@
+"""The actor-critic MLP both agents train: separate actor and critic bodies, orthogonal initialization."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ml.agents.distributions import ActionDistribution, Categorical, DiagGaussian
+from ml.agents.spaces import EnvSpec
+
+Activation = Literal["tanh", "relu"]
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+class PolicyStep(NamedTuple):
+    actions: Tensor
+    log_probs: Tensor
+    values: Tensor
+
+
+class Evaluation(NamedTuple):
+    log_probs: Tensor
+    entropy: Tensor
+    values: Tensor
+
+
+def _linear(in_features: int, out_features: int, gain: float) -> nn.Linear:
+    layer = nn.Linear(in_features, out_features)
+    nn.init.orthogonal_(layer.weight, gain=gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def _body(in_features: int, hidden_sizes: tuple[int, ...], activation: Activation) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = in_features
+    for size in hidden_sizes:
+        # sqrt(2) keeps activations' scale through tanh/relu layers (the PPO implementation-details default).
+        layers += [_linear(width, size, math.sqrt(2.0)), _ACTIVATIONS[activation]()]
+        width = size
+    return nn.Sequential(*layers)
+
+
+class ActorCritic(nn.Module):
+    """Policy and value networks for one :class:`EnvSpec`.
+
+    The policy head starts with a tiny gain (0.01) so the initial policy is close to uniform / zero-mean,
+    and the value head with gain 1.
+    """
+
+    def __init__(
+        self,
+        spec: EnvSpec,
+        hidden_sizes: tuple[int, ...] = (64, 64),
+        activation: Activation = "tanh",
+        log_std_init: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        last = hidden_sizes[-1] if hidden_sizes else spec.obs_dim
+        self.actor = nn.Sequential(_body(spec.obs_dim, hidden_sizes, activation), _linear(last, spec.head_size, 0.01))
+        self.critic = nn.Sequential(_body(spec.obs_dim, hidden_sizes, activation), _linear(last, 1, 1.0))
+        self.log_std = nn.Parameter(torch.full((spec.action_dim,), float(log_std_init)))
+        if spec.is_discrete:
+            self.log_std.requires_grad_(False)
+
+    def value(self, obs: Tensor) -> Tensor:
+        out: Tensor = self.critic(obs)
+        return out.squeeze(-1)
+
+    def distribution(self, obs: Tensor) -> ActionDistribution:
+        head: Tensor = self.actor(obs)
+        if self.spec.is_discrete:
+            return Categorical(head)
+        return DiagGaussian(head, self.log_std)
+
+    def sample_actions(self, obs: Tensor, generator: torch.Generator | None, deterministic: bool = False) -> Tensor:
+        """Actions only (no value): what acting without learning needs."""
+        dist = self.distribution(obs)
+        return dist.mode() if deterministic else dist.sample(generator)
+
+    def step(self, obs: Tensor, generator: torch.Generator | None, deterministic: bool = False) -> PolicyStep:
+        """Pick actions for a batch of (normalized) observations."""
+        dist = self.distribution(obs)
+        actions = dist.mode() if deterministic else dist.sample(generator)
+        return PolicyStep(actions, dist.log_prob(actions), self.value(obs))
+
+    def evaluate(self, obs: Tensor, actions: Tensor) -> Evaluation:
+        """Log-probabilities, entropy and values of stored actions under the current parameters."""
+        dist = self.distribution(obs)
+        return Evaluation(dist.log_prob(actions), dist.entropy(), self.value(obs))

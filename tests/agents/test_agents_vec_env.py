@@ -1,0 +1,72 @@
+"""The adapter gives gymnasium's object-array final_obs and a plain float array the same shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from ml.agents.env_sources import gym_source
+from ml.agents.spaces import EnvSpec
+from ml.agents.vec_env import VecEnvAdapter
+
+
+class ArrayFinalObsEnv:
+    """A batched env in the trading env's style: info['final_obs'] is one (N, D) float array."""
+
+    num_envs = 2
+    single_observation_space = gym.spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
+    single_action_space = gym.spaces.Discrete(3)
+
+    def __init__(self) -> None:
+        self.t = 0
+
+    def reset(self, *, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        self.t = 0
+        return np.zeros((2, 3), dtype=np.float32), {}
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        self.t += 1
+        truncated = np.array([self.t == 2, False])
+        final = np.full((2, 3), 7.0)
+        return (
+            np.full((2, 3), self.t, dtype=np.float32),
+            np.ones(2),
+            np.zeros(2, bool),
+            truncated,
+            {"final_obs": final, "_final_obs": truncated},
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def test_array_final_obs_and_episode_returns() -> None:
+    env = VecEnvAdapter(ArrayFinalObsEnv(), "fake")
+    env.reset(seed=0)
+    first = env.step(np.zeros(2, dtype=np.int64))
+    assert first.episode_returns == []
+    second = env.step(np.zeros(2, dtype=np.int64))
+    assert second.truncated.tolist() == [True, False]
+    np.testing.assert_array_equal(second.final_obs[0], [7.0, 7.0, 7.0])
+    np.testing.assert_array_equal(second.final_obs[1], [0.0, 0.0, 0.0])
+    assert second.episode_returns == [2.0]
+    assert second.episode_lengths == [2]
+
+
+def test_gymnasium_object_final_obs() -> None:
+    source = gym_source("cartpole")
+    env = VecEnvAdapter(source.make_vec_env(3), source.name)
+    assert env.spec == EnvSpec("CartPole-v1", obs_dim=4, action_kind="discrete", num_actions=2)
+    env.reset(seed=0)
+    ended = 0
+    for _ in range(100):
+        result = env.step(np.ones(3, dtype=np.int64))  # always push right: episodes end quickly
+        done = result.terminated | result.truncated
+        ended += int(done.sum())
+        assert result.final_obs.dtype == np.float32
+        assert np.all(result.final_obs[~done] == 0.0)
+        assert np.all(np.abs(result.final_obs[done][:, 2]) > 0.2)  # the pole had fallen in the final state
+    assert ended > 0
+    env.close()
