@@ -47,6 +47,8 @@ class Simulator:
         self.terminated = np.zeros(num_envs, dtype=np.bool_)
         self.truncated = np.zeros(num_envs, dtype=np.bool_)
         self._all_rows = np.arange(num_envs, dtype=np.int64)
+        self._one_choice = num_envs == 1 and market.num_assets == 1 and config.action_mode == "discrete"
+        self._one_action = np.zeros((1, 1))
 
     def reset_rows(self, rows: npt.NDArray[np.int64], rngs: list[np.random.Generator]) -> None:
         state = self.state
@@ -66,12 +68,18 @@ class Simulator:
 
     def to_weights_input(self, actions: Any) -> npt.NDArray[np.float64]:
         """Actions as (N, A) float64, rejected loudly when out of range or not finite."""
+        levels = len(self.config.levels)
+        if self._one_choice and isinstance(actions, int | np.integer):
+            # The common single-env case, kept free of array work because it runs once per step.
+            if not 0 <= actions < levels:
+                raise RlopsError(f"discrete actions must be integers in [0, {levels - 1}] (got {actions!r})")
+            self._one_action[0, 0] = actions
+            return self._one_action
         batch = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, self.market.num_assets)
         if self.config.action_mode == "discrete":
-            levels = len(self.config.levels)
-            if not np.all((batch >= 0) & (batch < levels) & (batch == np.floor(batch))):
+            if batch.min() < 0 or batch.max() >= levels or not np.array_equal(batch, np.floor(batch)):
                 raise RlopsError(f"discrete actions must be integers in [0, {levels - 1}] (got {actions!r})")
-        elif not np.all(np.isfinite(batch)):
+        elif not np.isfinite(batch).all():
             raise RlopsError(f"continuous actions must be finite target weights (got {actions!r})")
         return batch
 

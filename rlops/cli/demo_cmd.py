@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 
 def demo(
@@ -36,7 +36,8 @@ def demo(
         console.print(f"{name:>10}: {stamps[span.start].date()} .. {stamps[span.stop - 1].date()} ({len(span)} bars)")
     console.rule(f"[bold]3. baselines[/bold] on the {period} split (decide at close t, fill at open t+1)")
     env = spec.make(record=True)
-    table = Table("policy", "total return", "CAGR", "volatility", "Sharpe", "max drawdown", "costs ($)")
+    table = Table("total return", "CAGR", "volatility", "Sharpe", "max drawdown", "costs ($)")
+    table.columns.insert(0, Column("policy", no_wrap=True, min_width=12))
     for name in BASELINES:
         result = run_baseline(name, env, seed)
         h = result.headline
