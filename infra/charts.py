@@ -1,0 +1,39 @@
+"""Helm charts the platform installs, each pinned to an exact version (bump deliberately, one at a time,
+after reading the chart's upgrade notes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Chart:
+    chart: str
+    version: str
+    repository: str
+    namespace: str
+
+
+NVIDIA_DEVICE_PLUGIN = Chart(
+    "nvidia-device-plugin", "0.17.1", "https://nvidia.github.io/k8s-device-plugin", "nvidia-device-plugin"
+)
+KUBERAY_OPERATOR = Chart("kuberay-operator", "1.4.2", "https://ray-project.github.io/kuberay-helm/", "kuberay-system")
+ARGO_WORKFLOWS = Chart("argo-workflows", "0.47.3", "https://argoproj.github.io/argo-helm", "argo")
+ARGO_CD = Chart("argo-cd", "9.4.2", "https://argoproj.github.io/argo-helm", "argocd")
+ARGOCD_APPS = Chart("argocd-apps", "2.0.2", "https://argoproj.github.io/argo-helm", "argocd")
+ARGO_ROLLOUTS = Chart("argo-rollouts", "2.40.5", "https://argoproj.github.io/argo-helm", "argo-rollouts")
+KUBE_PROMETHEUS_STACK = Chart(
+    "kube-prometheus-stack", "81.6.9", "https://prometheus-community.github.io/helm-charts", "monitoring"
+)
+CLUSTER_AUTOSCALER = Chart("cluster-autoscaler", "9.46.6", "https://kubernetes.github.io/autoscaler", "kube-system")
+
+ALL_CHARTS = (
+    NVIDIA_DEVICE_PLUGIN,
+    KUBERAY_OPERATOR,
+    ARGO_WORKFLOWS,
+    ARGO_CD,
+    ARGOCD_APPS,
+    ARGO_ROLLOUTS,
+    KUBE_PROMETHEUS_STACK,
+    CLUSTER_AUTOSCALER,
+)

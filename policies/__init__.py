@@ -1,0 +1,1 @@
+"""Pulumi CrossGuard policy packs that guard the infrastructure in `infra/`."""
