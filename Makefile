@@ -11,7 +11,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 export RAY_AUTH_MODE ?= disabled
 export PYTHONHASHSEED := 0
 
-.PHONY: setup demo test lint typecheck pytest lock bench-env clean help
+.PHONY: setup demo test lint typecheck pytest memory lock bench-env clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -20,7 +20,7 @@ setup: $(VENV)/.installed $(TOOLS)/.installed  ## build .venv (rlops) and .tools
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install $(PIP_FLAGS) --upgrade "pip==25.3" "setuptools==80.9.0" "wheel==0.45.1"
+	$(PY) -m pip install $(PIP_FLAGS) --upgrade "pip==26.3" "setuptools==84.2.1" "wheel==0.48.0"
 	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e ".[all]"
 	touch $@
 
@@ -33,7 +33,7 @@ $(TOOLS)/.installed: constraints-tools.txt
 demo: setup  ## the main job, locally
 	$(RLOPS) demo
 
-test: setup lint typecheck pytest  ## lint, type-check and the whole test suite
+test: setup lint typecheck memory pytest  ## lint, type-check, memory bank and the whole test suite
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -41,6 +41,9 @@ lint: setup
 
 typecheck: setup
 	$(VENV)/bin/mypy
+
+memory: setup
+	$(RLOPS) memory validate
 
 pytest: setup
 	$(VENV)/bin/pytest -q
