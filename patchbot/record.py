@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from patchbot.models import ToolStatus
-from patchbot.report import Report, stable_detail
+from patchbot.report import Report
+from patchbot.validate import strip_timings
 from rlops import memory
 
 
@@ -37,7 +38,7 @@ def entry_text(report: Report) -> tuple[str, str]:
     else:
         checks = "; ".join(
             f"{t.name} {t.status.value} (exit {t.exit_code}, {t.version})"
-            + (f": {stable_detail(t.detail)}" if t.status is not ToolStatus.PASSED else "")
+            + (f": {strip_timings(t.detail)}" if t.status is not ToolStatus.PASSED else "")
             for t in validation.tools
         )
     lines = [

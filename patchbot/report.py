@@ -15,12 +15,12 @@ from typing import Any
 from patchbot.models import Decision, DecisionCode, MergeOutcome, Snapshot, ToolStatus, Validation
 from patchbot.policy import Policy
 from patchbot.snapshot import STATUS_CONTEXT
+from patchbot.validate import strip_timings
 
 MARKER = "<!-- patchbot:report -->"
 _STATE = re.compile(r"<!-- patchbot:state (?P<digest>[0-9a-f]{16}) -->")
 # Holds that resolve themselves on a later run (CI finishing, a fresh validation) need no person.
 TRANSIENT = frozenset({DecisionCode.CHECKS_PENDING, DecisionCode.HEAD_MOVED, DecisionCode.MERGE_LIMIT})
-_TIMINGS = re.compile(r"\s+in\s+\d+(?:\.\d+)?s\b|^=+\s*|\s*=+$")
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,6 @@ class Report:
 class Comment:
     body: str
     digest: str
-
-
-def stable_detail(text: str) -> str:
-    """Tool output without timings, so an unchanged result renders the same on every run."""
-    return _TIMINGS.sub("", text).strip()
 
 
 def _digest(report: Report) -> str:
@@ -59,7 +54,7 @@ def _digest(report: Report) -> str:
 
 
 def _cell(text: str) -> str:
-    return stable_detail(text).replace("|", "\\|").replace("\n", " ")[:300] or "-"
+    return strip_timings(text).replace("|", "\\|").replace("\n", " ")[:300] or "-"
 
 
 def _tool_table(validation: Validation) -> list[str]:

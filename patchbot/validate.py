@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -86,6 +87,16 @@ def _run(argv: Sequence[str | Path], cwd: Path, env: dict[str, str], timeout_s: 
     return _Proc(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
 
+_TIMINGS = re.compile(r"\s+in\s+\d+(?:\.\d+)?s\b|^=+\s*|\s*=+$")
+# Versions of the same program file do not change within a process; asking again costs a start-up each time.
+_VERSIONS: dict[tuple[str, float, tuple[str, ...]], str] = {}
+
+
+def strip_timings(text: str) -> str:
+    """Tool output without timings or banner rules, so an unchanged result reads the same on every run."""
+    return _TIMINGS.sub("", text).strip()
+
+
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1][:200] if lines else ""
@@ -133,7 +144,6 @@ class Validator:
         self.clone_url = clone_url
         self.tools = tools
         self.fetch_env = fetch_env
-        self._versions: dict[Path, str] = {}
 
     def __call__(self, snapshot: Snapshot, policy: Policy) -> Validation:
         home = Path(tempfile.mkdtemp(prefix="home-", dir=self.workdir))
@@ -183,12 +193,14 @@ class Validator:
         return Validation(snapshot.branch, base_sha, head_sha, merge_sha, (), tools)
 
     def version_of(self, program: Path, env: dict[str, str], cwd: Path, *args: str) -> str:
-        key = Path(f"{program} {' '.join(args)}")
-        if key not in self._versions:
+        key = (str(program), program.stat().st_mtime, args)
+        if key not in _VERSIONS:
             proc = _run([program, *args, "--version"], cwd, env, 120.0)
             text = (proc.stdout or proc.stderr).strip().splitlines()
-            self._versions[key] = text[0][:80] if proc.exit_code == 0 and text else "unknown"
-        return self._versions[key]
+            if proc.exit_code != 0 or not text:
+                return "unknown"
+            _VERSIONS[key] = text[0][:80]
+        return _VERSIONS[key]
 
 
 @dataclass(frozen=True)
@@ -270,7 +282,7 @@ class _Suite:
         version = self.v.version_of(python, self.env, self.checkout, "-m", "pytest")
         argv: list[str | Path] = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *self.policy.pytest_args]
         proc = _run(argv, self.checkout, self.env, self.v.tools.timeout_s)
-        summary = _last_line(proc.stdout) or _last_line(proc.stderr)
+        summary = strip_timings(_last_line(proc.stdout) or _last_line(proc.stderr))
         duration = round(proc.duration_s, 3)
         if proc.exit_code == 0:
             return ToolResult("pytest", ToolStatus.PASSED, 0, duration, version, summary)

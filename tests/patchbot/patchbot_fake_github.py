@@ -326,7 +326,8 @@ class FakeGitHub:
             number = int(m[1])
             pull = self.pulls[number]
             if m[2] == "labels" and method == "POST":
-                for label in body.get("labels", []):
+                # The REST API takes a bare list of names or {"labels": [...]}; PyGithub sends the list.
+                for label in body if isinstance(body, list) else body.get("labels", []):
                     if label not in pull.labels:
                         pull.labels.append(label)
                 return 200, [{"name": n, "color": "ff0000", "url": f"{self.repo_url}/labels/{n}"} for n in pull.labels]
