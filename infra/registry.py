@@ -59,7 +59,7 @@ class Registry(pulumi.ComponentResource):
     def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("rlops:infra:Registry", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        key = encryption_key(f"{name}-key", f"{args.name_prefix}-ecr", "ECR image encryption", args.tags, self)
+        key = encryption_key(f"{name}-ecr-key", f"{args.name_prefix}-ecr", "ECR image encryption", args.tags, self)
         policy = lifecycle_policy(args.keep_tagged_images, args.untagged_days)
         self.repository_urls = {}
         self.repository_arns = {}

@@ -55,7 +55,7 @@ class Storage(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("rlops:infra:Storage", name, None, opts)
-        key = encryption_key(f"{name}-key", f"{args.name_prefix}-s3", "S3 data encryption", args.tags, self)
+        key = encryption_key(f"{name}-s3-key", f"{args.name_prefix}-s3", "S3 data encryption", args.tags, self)
         logs = self._bucket(
             f"{args.name_prefix}-access-logs",
             args,
