@@ -63,7 +63,7 @@ def _required_tags(args: ResourceValidationArgs, report: ReportViolation) -> Non
     tags = _effective_tags(args)
     missing = [key for key in required if not str(tags.get(key) or "").strip()]
     if missing:
-        report(f"'{args.name}' ({args.resource_type}): missing required tags {missing}", None)
+        report(f"'{args.name}': missing required tags {missing}", None)
 
 
 def policies() -> list[ResourceValidationPolicy]:
