@@ -119,7 +119,8 @@ class FakeGitHub:
         self.failures.append(Failure(method, re.compile(path), status, headers, message, times))
 
     def writes(self) -> list[Logged]:
-        return [entry for entry in self.log if entry.method != "GET"]
+        """Requests that change state, including refused attempts (logged as "POST (refused 429)")."""
+        return [entry for entry in self.log if entry.method.split()[0] != "GET"]
 
     def add_pull(self, pull: FakePull) -> FakePull:
         self.pulls[pull.number] = pull
