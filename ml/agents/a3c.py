@@ -38,7 +38,7 @@ from ml.agents.result import TrainResult
 from ml.agents.run_logger import RunLogger
 from ml.agents.schedules import learning_rate_at
 from ml.agents.shared_adam import AdamSlot, SharedAdam
-from ml.agents.spaces import EnvSpec
+from ml.agents.spaces import SpaceSpec
 from rlops.errors import RlopsError
 
 RETURN_WINDOW = 100
@@ -173,7 +173,7 @@ def _run_worker(args: WorkerArgs) -> None:
                     )
                     obs_list.append(obs)
                     actions.append(action)
-                    rewards.append(float(reward))
+                    rewards.append(float(reward) * cfg.reward_scale)
                     episode_return += float(reward)
                     episode_length += 1
                     terminated, truncated = bool(term), bool(trunc)
@@ -318,7 +318,7 @@ def train_a3c(
     resolve_device(config.device)  # fail here, not in every worker
     configure_torch(config.seed, config.torch_threads)
     probe = source.make_env()
-    spec = EnvSpec.from_spaces(source.name, probe.observation_space, probe.action_space)
+    spec = SpaceSpec.from_spaces(source.name, probe.observation_space, probe.action_space)
     probe.close()
     model = ActorCritic(spec, config.hidden_sizes, config.activation, config.log_std_init)
     obs_norm = RunningMeanStd(spec.obs_dim) if config.normalize_obs else None
@@ -389,7 +389,8 @@ def train_a3c(
                         config.seed + 10_000,
                     )
                     last_eval = result.mean_return
-                    if config.target_return is not None and result.mean_return >= config.target_return:
+                    target = config.target_return
+                    if target is not None and min(result.mean_return, monitor.mean_return) >= target:
                         first_at_target = step
                         evaluation = result
                         shared.stop.set()

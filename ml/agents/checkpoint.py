@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ml.agents.spaces import EnvSpec
+from ml.agents.spaces import SpaceSpec
 from rlops.errors import RlopsError
 
 FORMAT = "rlops-agent-checkpoint"
@@ -31,7 +31,7 @@ class Checkpoint:
 
     algo: str
     config: dict[str, Any]
-    env_spec: EnvSpec
+    env_spec: SpaceSpec
     model_state: dict[str, Tensor]
     optimizer_state: dict[str, Any] | None = None
     obs_norm: dict[str, Tensor] | None = None
@@ -97,7 +97,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         return Checkpoint(
             algo=str(payload["algo"]),
             config=dict(payload["config"]),
-            env_spec=EnvSpec.from_dict(payload["env_spec"]),
+            env_spec=SpaceSpec.from_dict(payload["env_spec"]),
             model_state=dict(payload["model_state"]),
             optimizer_state=payload["optimizer_state"],
             obs_norm=payload["obs_norm"],

@@ -46,6 +46,9 @@ class CommonConfig:
     activation: Activation = "tanh"
     log_std_init: float = 0.0
     """Initial log standard deviation of the Gaussian head (continuous actions only)."""
+    reward_scale: float = 1.0
+    """Multiply rewards by this before learning (log returns of ~1e-2 per bar learn better scaled to ~1);
+    reported returns stay unscaled."""
     normalize_obs: bool = True
     """Standardize observations with running statistics, which the checkpoint keeps for inference."""
     seed: int = 0
@@ -70,6 +73,7 @@ class CommonConfig:
         _check(0.0 <= self.gamma <= 1.0, "gamma", "must be in [0, 1]", self.gamma)
         _check(self.entropy_coef >= 0, "entropy_coef", "must be >= 0", self.entropy_coef)
         _check(self.value_loss_coef >= 0, "value_loss_coef", "must be >= 0", self.value_loss_coef)
+        _check(self.reward_scale > 0, "reward_scale", "must be > 0", self.reward_scale)
         _check(self.max_grad_norm > 0, "max_grad_norm", "must be > 0", self.max_grad_norm)
         _check(all(h > 0 for h in self.hidden_sizes), "hidden_sizes", "sizes must be > 0", self.hidden_sizes)
         _check(
@@ -160,7 +164,8 @@ class A3CConfig(CommonConfig):
     eval_interval: int = 10_000
     """Evaluate the shared model every this many global steps (0: never during training)."""
     target_return: float | None = None
-    """Stop early once the deterministic evaluation reaches this mean return."""
+    """Stop early once both the deterministic evaluation and the mean of the last 100 training episodes
+    (the stochastic policy actually being run) reach this return; checked every ``eval_interval`` steps."""
     worker_timeout_s: float = 120.0
     """Fail the run when no worker reports anything for this long (a hung worker must not hang the run)."""
 

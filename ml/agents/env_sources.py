@@ -8,12 +8,16 @@ data for ``config.yaml`` and checkpoints.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from ml.agents.vec_env import VecEnv
+from rlops.errors import RlopsError
+
+if TYPE_CHECKING:
+    from ml.envs import EnvConfig, MarketData
 
 GYM_ALIASES = {"cartpole": "CartPole-v1", "pendulum": "Pendulum-v1"}
 
@@ -77,3 +81,78 @@ class GymSource:
 
 def gym_source(name: str) -> GymSource:
     return GymSource(GYM_ALIASES.get(name.lower(), name))
+
+
+@dataclass(frozen=True)
+class MarketSource:
+    """The trading environment (``ml.envs``) on an already prepared market.
+
+    Carrying the prepared ``MarketData`` (a few arrays) rather than a dataset name means A3C workers build
+    their environments without loading and featurizing the data again.
+    """
+
+    market: MarketData
+    env_config: EnvConfig
+    label: str
+    description: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self.market.fingerprint
+
+    def make_env(self) -> gym.Env[Any, Any]:
+        from ml.envs import TradingEnv
+
+        return TradingEnv(self.market, self.env_config, record=False)
+
+    def make_vec_env(self, num_envs: int) -> VecEnv:
+        from ml.envs import BatchedTradingEnv
+
+        env: VecEnv = BatchedTradingEnv(self.market, self.env_config, num_envs=num_envs)
+        return env
+
+    def describe(self) -> dict[str, Any]:
+        return self.description
+
+
+def trading_source(
+    dataset: str, period: str = "train", env: dict[str, Any] | None = None, features: dict[str, Any] | None = None
+) -> MarketSource:
+    """The trading env on one period (train / validation / test) of a dataset."""
+    from ml.data.features import FeatureConfig
+    from ml.envs import EnvConfig
+    from ml.envs import EnvSpec as TradingEnvSpec
+
+    feature_values = dict(features or {})
+    if "ma_windows" in feature_values:
+        feature_values["ma_windows"] = tuple(feature_values["ma_windows"])
+    spec = TradingEnvSpec(
+        dataset=dataset, period=period, env=EnvConfig.from_dict(env or {}), features=FeatureConfig(**feature_values)
+    )
+    description = {
+        "kind": "trading",
+        "dataset": dataset,
+        "period": period,
+        "env": spec.env.to_dict(),
+        "features": spec.features.to_dict(),
+    }
+    return MarketSource(spec.market(), spec.env, f"trading:{dataset}:{period}", description)
+
+
+def source_from_description(description: dict[str, Any]) -> EnvSource:
+    """Rebuild the source a checkpoint or ``config.yaml`` recorded."""
+    kind = description.get("kind")
+    if kind == "gym":
+        return GymSource(str(description["env_id"]))
+    if kind == "trading":
+        return trading_source(
+            str(description["dataset"]),
+            str(description["period"]),
+            dict(description["env"]),
+            dict(description.get("features", {})),
+        )
+    raise RlopsError(f"cannot rebuild an environment of kind {kind!r} (recorded: {description})")

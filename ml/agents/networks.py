@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ml.agents.distributions import ActionDistribution, Categorical, DiagGaussian
-from ml.agents.spaces import EnvSpec
+from ml.agents.spaces import SpaceSpec
 
 Activation = Literal["tanh", "relu"]
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
@@ -45,7 +45,7 @@ def _body(in_features: int, hidden_sizes: tuple[int, ...], activation: Activatio
 
 
 class ActorCritic(nn.Module):
-    """Policy and value networks for one :class:`EnvSpec`.
+    """Policy and value networks for one :class:`SpaceSpec`.
 
     The policy head starts with a tiny gain (0.01) so the initial policy is close to uniform / zero-mean,
     and the value head with gain 1.
@@ -53,7 +53,7 @@ class ActorCritic(nn.Module):
 
     def __init__(
         self,
-        spec: EnvSpec,
+        spec: SpaceSpec,
         hidden_sizes: tuple[int, ...] = (64, 64),
         activation: Activation = "tanh",
         log_std_init: float = 0.0,

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from ml.agents.checkpoint import Checkpoint, load_checkpoint
 from ml.agents.networks import ActorCritic
 from ml.agents.normalization import RunningMeanStd
-from ml.agents.spaces import EnvSpec
+from ml.agents.spaces import SpaceSpec
 from rlops.errors import RlopsError
 
 
@@ -22,7 +22,7 @@ class Policy:
         self.model = model.to(device).eval()
         self.obs_norm = obs_norm
         self.device = device
-        self.spec: EnvSpec = model.spec
+        self.spec: SpaceSpec = model.spec
         self._low = np.asarray(self.spec.action_low, dtype=np.float32)
         self._high = np.asarray(self.spec.action_high, dtype=np.float32)
 

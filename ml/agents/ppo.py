@@ -146,7 +146,7 @@ class PPOTrainer:
                 step.actions,
                 step.log_probs,
                 step.values,
-                torch.from_numpy(result.rewards).to(self.device),
+                torch.from_numpy(result.rewards * np.float32(self.config.reward_scale)).to(self.device),
                 torch.from_numpy(result.terminated).to(self.device),
                 truncated.to(self.device),
             )

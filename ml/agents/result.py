@@ -21,7 +21,7 @@ class TrainResult:
     checkpoint: Path | None
     evaluation: EvalResult | None = None
     first_step_at_target: int | None = None
-    """A3C: the global step at which the evaluation first reached ``target_return``."""
+    """A3C: the global step at which evaluation and training mean first both reached ``target_return``."""
     worker_updates: dict[int, int] = field(default_factory=dict)
     """A3C: gradient updates applied to the shared model, by worker process id."""
     steps_trained: int = 0

@@ -14,7 +14,7 @@ ActionKind = Literal["discrete", "continuous"]
 
 
 @dataclass(frozen=True)
-class EnvSpec:
+class SpaceSpec:
     """Observation size and action space of an environment.
 
     Kept as primitives (not gymnasium spaces) so that a checkpoint loads without unpickling arbitrary objects
@@ -50,7 +50,7 @@ class EnvSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EnvSpec:
+    def from_dict(cls, data: dict[str, Any]) -> SpaceSpec:
         return cls(
             name=str(data["name"]),
             obs_dim=int(data["obs_dim"]),
@@ -62,7 +62,7 @@ class EnvSpec:
         )
 
     @classmethod
-    def from_spaces(cls, name: str, observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> EnvSpec:
+    def from_spaces(cls, name: str, observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> SpaceSpec:
         if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
             raise RlopsError(f"environment {name}: agents need a 1-D Box observation space, got {observation_space}")
         obs_dim = int(observation_space.shape[0])

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ml.agents.gae import compute_gae, next_state_values
-from ml.agents.spaces import EnvSpec
+from ml.agents.spaces import SpaceSpec
 
 
 class Batch(NamedTuple):
@@ -29,7 +29,7 @@ class Batch(NamedTuple):
 class RolloutBuffer:
     """``rollout_steps`` x ``num_envs`` transitions; observations are stored already normalized."""
 
-    def __init__(self, spec: EnvSpec, rollout_steps: int, num_envs: int, device: torch.device) -> None:
+    def __init__(self, spec: SpaceSpec, rollout_steps: int, num_envs: int, device: torch.device) -> None:
         shape = (rollout_steps, num_envs)
         self.rollout_steps = rollout_steps
         self.num_envs = num_envs

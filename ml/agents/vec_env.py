@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-from ml.agents.spaces import EnvSpec
+from ml.agents.spaces import SpaceSpec
 
 FloatArray = NDArray[np.float32]
 BoolArray = NDArray[np.bool_]
@@ -60,7 +60,7 @@ class VecEnvAdapter:
     def __init__(self, env: VecEnv, name: str) -> None:
         self.env = env
         self.num_envs = int(env.num_envs)
-        self.spec = EnvSpec.from_spaces(name, env.single_observation_space, env.single_action_space)
+        self.spec = SpaceSpec.from_spaces(name, env.single_observation_space, env.single_action_space)
         self._returns = np.zeros(self.num_envs, dtype=np.float64)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
         self.obs: FloatArray = np.zeros((self.num_envs, self.spec.obs_dim), dtype=np.float32)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,3 +80,26 @@ class ExplodingFactory:
 
     def __call__(self) -> gym.Env[Any, Any]:
         return ExplodingEnv(self.fail_after)
+
+
+class KilledEnv(gym.Wrapper[Any, Any, Any, Any]):
+    """CartPole whose process is killed by SIGKILL after ``kill_after`` steps: no Python error to report."""
+
+    def __init__(self, kill_after: int) -> None:
+        super().__init__(gym.make("CartPole-v1"))
+        self.kill_after = kill_after
+        self.steps = 0
+
+    def step(self, action: Any) -> Any:
+        self.steps += 1
+        if self.steps > self.kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.env.step(action)
+
+
+@dataclass(frozen=True)
+class KilledFactory:
+    kill_after: int
+
+    def __call__(self) -> gym.Env[Any, Any]:
+        return KilledEnv(self.kill_after)

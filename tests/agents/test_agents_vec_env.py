@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from ml.agents.env_sources import gym_source
-from ml.agents.spaces import EnvSpec
+from ml.agents.spaces import SpaceSpec
 from ml.agents.vec_env import VecEnvAdapter
 
 
@@ -58,7 +58,7 @@ def test_array_final_obs_and_episode_returns() -> None:
 def test_gymnasium_object_final_obs() -> None:
     source = gym_source("cartpole")
     env = VecEnvAdapter(source.make_vec_env(3), source.name)
-    assert env.spec == EnvSpec("CartPole-v1", obs_dim=4, action_kind="discrete", num_actions=2)
+    assert env.spec == SpaceSpec("CartPole-v1", obs_dim=4, action_kind="discrete", num_actions=2)
     env.reset(seed=0)
     ended = 0
     for _ in range(100):
