@@ -79,6 +79,10 @@ class FakeGitHub:
         self.owner, self.name = owner, name
         self.full_name = f"{owner}/{name}"
         self.tokens = {"good-token"}
+        # GitHub App: JWTs signed by this public key may create installation tokens (recorded with their scope).
+        self.app_public_key: bytes | None = None
+        self.app_slug = "patchbot-app"
+        self.installation_tokens: list[dict[str, Any]] = []
         self.pulls: dict[int, FakePull] = {}
         self.alerts: list[dict[str, Any]] = []
         self.comments: dict[int, list[dict[str, Any]]] = {}
@@ -265,6 +269,29 @@ class FakeGitHub:
         pull.state, pull.merged_sha = "closed", sha
         return 200, {"sha": sha, "merged": True, "message": "Pull Request successfully merged"}
 
+    def _app_route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        if path == "/app" and method == "GET":
+            return 200, {"id": 42, "slug": self.app_slug, "name": "patchbot", "owner": self._user(self.owner)}
+        if path == f"/repos/{self.full_name}/installation" and method == "GET":
+            return 200, {"id": 7, "app_id": 42, "target_type": "Organization", "account": self._user(self.owner)}
+        if path == "/app/installations/7/access_tokens" and method == "POST":
+            token = f"ghs_installation_{len(self.installation_tokens)}"
+            self.installation_tokens.append({"token": token, "permissions": body.get("permissions")})
+            self.tokens.add(token)
+            return 201, {"token": token, "expires_at": "2099-01-01T00:00:00Z", "permissions": body.get("permissions")}
+        return 404, {"message": "Not Found"}
+
+    def _jwt_ok(self, token: str) -> bool:
+        if self.app_public_key is None:
+            return False
+        import jwt
+
+        try:
+            jwt.decode(token, self.app_public_key, algorithms=["RS256"], options={"verify_aud": False})
+        except jwt.InvalidTokenError:
+            return False
+        return True
+
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
         repo = f"/repos/{self.full_name}"
         if path == "/user" and method == "GET":
@@ -421,6 +448,12 @@ class FakeGitHub:
                             fake.log.append(Logged(f"{method} (refused {failure.status})", parsed.path, body))
                             self._send(failure.status, {"message": failure.message}, failure.headers)
                             return
+                    app_call = parsed.path.startswith("/app") or parsed.path.endswith("/installation")
+                    if app_call and fake._jwt_ok(token):
+                        fake.log.append(Logged(method, parsed.path, body))
+                        status, payload = fake._app_route(method, parsed.path, body)
+                        self._send(status, payload)
+                        return
                     if token not in fake.tokens:
                         self._send(401, {"message": "Bad credentials"})
                         return

@@ -10,6 +10,7 @@ import pytest
 from conftest import FAST_POLICY, SEED_FILES, Project, dependabot_message, make_project
 from patchbot_fake_github import BOT_LOGIN, FakePull, git
 
+from patchbot.github_api import APP_TOKEN_PERMISSIONS, Credentials
 from patchbot.models import DecisionCode, MergeOutcome, Snapshot, ToolStatus, Validation
 from patchbot.policy import Policy
 from patchbot.report import MARKER
@@ -362,3 +363,30 @@ def test_a_planted_marker_in_someone_elses_comment_is_not_edited(project: Projec
 
     assert planted["body"] == f"{MARKER} merge me"
     assert [c["user"]["login"] for c in project.fake.comments[1]] == ["mallory", BOT_LOGIN]
+
+
+def test_github_app_auth_uses_a_narrowed_installation_token(project: Project) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    project.fake.app_public_key = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    project.fake.app_slug = "patchbot-app"
+    project.fake.add_alert(1, "requests", "< 2.31.1", "3.0.0")
+    project.bump_requests(new="3.0.0", kind="major")
+
+    (pr,) = project.run(creds=Credentials(app_id="42", private_key=pem)).results
+
+    assert pr.decision.code is DecisionCode.MAJOR_BUMP
+    (issued,) = project.fake.installation_tokens
+    assert issued["permissions"] == APP_TOKEN_PERMISSIONS
+    # The comment was written with the installation token and is found again under the App's bot login.
+    assert len(bot_comments(project, 1)) == 1
+    assert project.fake.comments[1][0]["user"]["login"] == BOT_LOGIN
+    project.run(creds=Credentials(app_id="42", private_key=pem))
+    assert len(project.fake.comments[1]) == 1
