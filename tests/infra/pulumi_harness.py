@@ -143,10 +143,11 @@ def run_with_mocks(
     # serialized as references bound to another event loop.
     SETTINGS.monitor_features.discard(resource_pb2.RESOURCE_MONITOR_FEATURE_RESOURCE_REFERENCES)
 
-    @pulumi.runtime.test
     def _run() -> Any:
         return pulumi.Output.from_input(program()).apply(mocks.results.append)
 
-    _run()
+    # pulumi.runtime.test runs the program and then waits for every outstanding registration.
+    run: Callable[[], None] = pulumi.runtime.test(_run)  # type: ignore[no-untyped-call]
+    run()
     mocks.urns = list(monitor.resources)
     return mocks

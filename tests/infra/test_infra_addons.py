@@ -35,7 +35,8 @@ def mocks() -> RecordingMocks:
 
 def _values(mocks: RecordingMocks, chart: charts.Chart) -> dict[str, Any]:
     (release,) = [r for r in mocks.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == chart.chart]
-    return release.inputs["values"]
+    values: dict[str, Any] = release.inputs["values"]
+    return values
 
 
 def test_every_chart_is_installed_once_at_its_pinned_version(mocks: RecordingMocks) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from policies.rlops_guard.evaluate import InventoryResource, Violation, evaluate
@@ -11,14 +11,9 @@ from policies.rlops_guard.pack import all_policies
 TAGS = {"project": "rlops", "environment": "dev", "owner": "ml-platform", "cost-center": "cc"}
 
 
-def resource(typ: str, name: str, deps: Mapping[str, Sequence[str]] | None = None, **props: Any) -> InventoryResource:
+def resource(typ: str, name: str, **props: Any) -> InventoryResource:
     return InventoryResource(
-        resource_type=typ,
-        name=name,
-        inputs=props,
-        outputs=props,
-        urn=f"urn:pulumi:dev::rlops::{typ}::{name}",
-        property_dependencies=deps or {},
+        resource_type=typ, name=name, inputs=props, outputs=props, urn=f"urn:pulumi:dev::rlops::{typ}::{name}"
     )
 
 
