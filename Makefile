@@ -57,3 +57,7 @@ lock:  ## re-pin constraints.txt from what .venv holds (run after changing depen
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench-agents
+bench-agents: setup  ## PPO/A3C throughput and returns against Stable-Baselines3 PPO (CartPole, trading env)
+	$(PY) benchmarks/agents_vs_sb3.py

@@ -166,10 +166,10 @@ def _run_worker(args: WorkerArgs) -> None:
                     obs = observe(raw_obs, update_stats=True)
                     action = local.sample_actions(obs, generator)
                     env_action = action.cpu()[0]
-                    if not spec.is_discrete:
+                    if spec.is_continuous:
                         env_action = env_action.clamp(low, high)
                     raw_obs, reward, term, trunc, _ = env.step(
-                        env_action.numpy() if not spec.is_discrete else int(env_action)
+                        int(env_action) if spec.is_discrete else env_action.numpy()
                     )
                     obs_list.append(obs)
                     actions.append(action)

@@ -52,6 +52,25 @@ class Categorical:
         return -(self.log_probs.exp() * self.log_probs).sum(dim=-1)
 
 
+class MultiCategorical:
+    """Independent discrete sub-actions (one per asset): logits (B, sum(nvec)), actions int64 (B, len(nvec))."""
+
+    def __init__(self, logits: Tensor, nvec: tuple[int, ...]) -> None:
+        self.parts = [Categorical(chunk) for chunk in torch.split(logits, list(nvec), dim=-1)]
+
+    def sample(self, generator: torch.Generator | None) -> Tensor:
+        return torch.stack([part.sample(generator) for part in self.parts], dim=-1)
+
+    def mode(self) -> Tensor:
+        return torch.stack([part.mode() for part in self.parts], dim=-1)
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        return torch.stack([part.log_prob(actions[..., i]) for i, part in enumerate(self.parts)], dim=-1).sum(-1)
+
+    def entropy(self) -> Tensor:
+        return torch.stack([part.entropy() for part in self.parts], dim=-1).sum(-1)
+
+
 class DiagGaussian:
     """Continuous actions: mean (B, k) from the network, log-std (k,) a free parameter shared by all states."""
 

@@ -8,7 +8,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ml.agents.distributions import ActionDistribution, Categorical, DiagGaussian
+from ml.agents.distributions import ActionDistribution, Categorical, DiagGaussian, MultiCategorical
 from ml.agents.spaces import SpaceSpec
 
 Activation = Literal["tanh", "relu"]
@@ -64,7 +64,7 @@ class ActorCritic(nn.Module):
         self.actor = nn.Sequential(_body(spec.obs_dim, hidden_sizes, activation), _linear(last, spec.head_size, 0.01))
         self.critic = nn.Sequential(_body(spec.obs_dim, hidden_sizes, activation), _linear(last, 1, 1.0))
         self.log_std = nn.Parameter(torch.full((spec.action_dim,), float(log_std_init)))
-        if spec.is_discrete:
+        if not spec.is_continuous:
             self.log_std.requires_grad_(False)
 
     def value(self, obs: Tensor) -> Tensor:
@@ -75,6 +75,8 @@ class ActorCritic(nn.Module):
         head: Tensor = self.actor(obs)
         if self.spec.is_discrete:
             return Categorical(head)
+        if self.spec.action_kind == "multi_discrete":
+            return MultiCategorical(head, self.spec.action_nvec)
         return DiagGaussian(head, self.log_std)
 
     def sample_actions(self, obs: Tensor, generator: torch.Generator | None, deterministic: bool = False) -> Tensor:

@@ -41,7 +41,8 @@ class Policy:
     ) -> NDArray[np.generic]:
         """Actions for a batch (B, D) of raw observations (a single (D,) observation gives a single action).
 
-        Discrete actions come back as int64, continuous ones clipped to the action bounds.
+        Discrete actions come back as int64 ((B, assets) for multi-discrete), continuous ones clipped to
+        the action bounds.
         """
         array = np.asarray(obs, dtype=np.float32)
         single = array.ndim == 1
@@ -50,7 +51,7 @@ class Policy:
         batch = array[None] if single else array
         actions = self.model.sample_actions(self.preprocess(batch), generator, deterministic).cpu()
         out: NDArray[np.generic] = actions.numpy()
-        if not self.spec.is_discrete:
+        if self.spec.is_continuous:
             out = np.clip(out, self._low, self._high)
         return out[0] if single else out
 

@@ -138,7 +138,7 @@ class PPOTrainer:
             obs = self._observe(self.env.obs, update_stats=True)
             step = self.model.step(obs, self.generator)
             actions = step.actions.cpu()
-            env_actions = actions if self.spec.is_discrete else actions.clamp(self._low, self._high)
+            env_actions = actions.clamp(self._low, self._high) if self.spec.is_continuous else actions
             result = self.env.step(env_actions.numpy())
             truncated = torch.from_numpy(result.truncated)
             self.buffer.add(

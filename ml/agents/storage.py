@@ -36,8 +36,10 @@ class RolloutBuffer:
         self.obs = torch.zeros((*shape, spec.obs_dim), device=device)
         if spec.is_discrete:
             self.actions = torch.zeros(shape, dtype=torch.long, device=device)
-        else:
+        elif spec.is_continuous:
             self.actions = torch.zeros((*shape, spec.action_dim), device=device)
+        else:
+            self.actions = torch.zeros((*shape, spec.action_dim), dtype=torch.long, device=device)
         self.log_probs = torch.zeros(shape, device=device)
         self.values = torch.zeros(shape, device=device)
         self.rewards = torch.zeros(shape, device=device)

@@ -75,3 +75,23 @@ def test_other_format_version_and_foreign_file(tmp_path: Path) -> None:
     with pytest.raises(RlopsError, match="not an rlops agent checkpoint"):
         load_checkpoint(foreign)
     assert payload["format"] == FORMAT
+
+
+@pytest.mark.parametrize("action_mode", ["discrete", "continuous"])
+def test_multi_asset_trading_env_round_trip(tmp_path: Path, action_mode: str) -> None:
+    from ml.agents.env_sources import MarketSource
+    from ml.envs import EnvConfig
+    from tests.builders import random_walk_market
+
+    source = MarketSource(
+        random_walk_market(bars=120, assets=2, seed=0), EnvConfig(window=4, action_mode=action_mode), "two", {}
+    )
+    trainer, path = _trained_checkpoint(tmp_path, source)
+    assert trainer.spec.action_kind == ("multi_discrete" if action_mode == "discrete" else "continuous")
+    obs = np.random.default_rng(1).normal(size=(16, trainer.spec.obs_dim)).astype(np.float32)
+    actions = load_policy(path).act(obs)
+    np.testing.assert_array_equal(actions, trainer.policy().act(obs))
+    assert actions.shape == (16, 2)
+    env = source.make_env()
+    env.reset(seed=0)
+    env.step(actions[0])  # the env accepts the policy's action as it comes

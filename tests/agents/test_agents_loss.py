@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ml.agents.distributions import Categorical, DiagGaussian
+from ml.agents.distributions import Categorical, DiagGaussian, MultiCategorical
 from ml.agents.networks import Evaluation
 from ml.agents.ppo import ppo_loss
 from ml.agents.storage import Batch
@@ -83,3 +83,13 @@ def test_gaussian_matches_torch() -> None:
     sample_a = ours.sample(torch.Generator().manual_seed(4))
     sample_b = ours.sample(torch.Generator().manual_seed(4))
     assert torch.equal(sample_a, sample_b)
+
+
+def test_multi_categorical_sums_independent_parts() -> None:
+    logits = torch.randn(4, 5, generator=torch.Generator().manual_seed(5))
+    ours = MultiCategorical(logits, (3, 2))
+    first, second = (torch.distributions.Categorical(logits=part) for part in (logits[:, :3], logits[:, 3:]))
+    actions = torch.tensor([[0, 1], [2, 0], [1, 1], [2, 1]])
+    torch.testing.assert_close(ours.log_prob(actions), first.log_prob(actions[:, 0]) + second.log_prob(actions[:, 1]))
+    torch.testing.assert_close(ours.entropy(), first.entropy() + second.entropy())
+    assert ours.sample(torch.Generator().manual_seed(0)).shape == (4, 2)
