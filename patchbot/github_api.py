@@ -115,7 +115,11 @@ def connect(
                 integration.close()
             auth = app_auth.get_installation_auth(installation_id, token_permissions=APP_TOKEN_PERMISSIONS)
             gh = Github(auth=auth, **options)
-            return Connection(gh, auth.token, login)
+            try:
+                return Connection(gh, auth.token, login)
+            except BaseException:
+                gh.close()
+                raise
     if not creds.token:
         raise RlopsError(
             "no GitHub credentials: set PATCHBOT_APP_ID and PATCHBOT_APP_PRIVATE_KEY (GitHub App) "

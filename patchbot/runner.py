@@ -127,9 +127,11 @@ def _run(
         policy = load_policy(repo, options.policy_path, options.policy_file)
     with github_errors(f"reading open Dependabot alerts of {options.repo} (needs 'Dependabot alerts: read')"):
         alerts = open_alerts(repo)
-    validator: ValidateFn = Validator(workdir, repo.clone_url, options.tools, git_auth_env(conn.token))
-    if wrap is not None:
-        validator = wrap(validator)  # type: ignore[arg-type]
+    real = Validator(workdir, repo.clone_url, options.tools, git_auth_env(conn.token))
+    validator: ValidateFn = wrap(real) if wrap is not None else real
+    if bank is not None and (bank / memory.KIND_FILES[memory.EntryKind.PATCH]).exists():
+        # A damaged record file must stop the run now, not after GitHub has been written to.
+        memory.read_entries(bank, memory.EntryKind.PATCH)
 
     plans: list[_Plan] = []
     merging_into: set[str] = set()

@@ -7,6 +7,7 @@ it (existing debt is not this PR's fault). A tool that is missing, crashes or ge
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -126,8 +127,6 @@ def git_auth_env(token: str | None) -> dict[str, str]:
     """Credentials for fetches only, passed as one-shot git config in the environment (never on disk)."""
     if not token:
         return {}
-    import base64
-
     basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
     return {
         "GIT_CONFIG_COUNT": "1",
@@ -293,8 +292,8 @@ class _Suite:
         return ToolResult("pytest", ToolStatus.FAILED, proc.exit_code, duration, version, summary or "failed")
 
     def _bandit(self, program: Path, where: Path) -> _Scan:
-        level = "low" if self.policy.bandit_severity.value == "low" else self.policy.bandit_severity.value
-        level = "high" if level == "critical" else level
+        # bandit's scale stops at high.
+        level = {"critical": "high"}.get(self.policy.bandit_severity.value, self.policy.bandit_severity.value)
         argv: list[str | Path] = [program, "-r", ".", "-f", "json", "-q", "--severity-level", level, "-x", "./.git"]
         proc = _run(argv, where, self.env, self.v.tools.timeout_s)
         try:

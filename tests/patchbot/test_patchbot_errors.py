@@ -125,7 +125,7 @@ def test_persistent_rate_limit_on_a_write_never_merges(project: Project) -> None
     green(project)
     project.fake.fail("POST", r"/issues/1/comments$", 429, "secondary rate limit", {"Retry-After": "1"}, times=99)
 
-    with pytest.raises(RlopsError, match="reporting on acme/trader#1"):
+    with pytest.raises(RlopsError, match=r"reporting on acme/trader#1: GitHub (rate limit|kept refusing)"):
         project.run(retries=1)
 
     assert project.fake.pulls[1].state == "open"
@@ -187,3 +187,14 @@ def test_cli_dry_run_and_explain(project: Project) -> None:
     missing = _cli(project, "explain", "77")
     assert missing.returncode == 1
     assert "pull request #77 is not an open security update in acme/trader" in missing.stderr
+
+
+def test_damaged_memory_bank_stops_the_run_before_any_write(project: Project) -> None:
+    green(project)
+    (project.bank / "patches.md").write_text("no title line\n")
+
+    with pytest.raises(RlopsError, match=r"patches\.md:1: first line must be a '# ' title"):
+        project.run()
+
+    assert project.fake.writes() == []
+    assert project.fake.pulls[1].state == "open"
