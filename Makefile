@@ -16,7 +16,14 @@ export PYTHONHASHSEED := 0
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: $(VENV)/.installed $(TOOLS)/.installed  ## build .venv (rlops) and .tools (scanners), reusing them when up to date
+setup: $(VENV)/.installed $(TOOLS)/.installed chromium  ## build .venv (rlops) and .tools (scanners), reusing them when up to date
+
+# The report test opens HTML in headless Chromium: Debian's package, installed once (as root, else through sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+.PHONY: chromium
+chromium:
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

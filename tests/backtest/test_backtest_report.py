@@ -1,0 +1,302 @@
+"""HTML reports: self-contained pages with every section and chart, PNGs on disk, and a clean headless-Chromium load."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.backtest.report import write_report
+from ml.backtest.result import BacktestResult, CostBreakdown
+from ml.backtest.trades import TRADE_COLUMNS
+
+SINGLE_SECTIONS = (
+    "summary", "equity", "drawdown", "rolling", "heatmaps", "distribution", "positions", "turnover", "costs",
+    "metrics", "trades", "config",
+)  # fmt: skip
+SINGLE_CHARTS = (
+    "equity", "equity_log", "drawdown", "rolling_sharpe", "rolling_volatility", "monthly_returns", "yearly_returns",
+    "return_distribution", "positions", "turnover", "costs",
+)  # fmt: skip
+HOSTILE = '<script>alert("x")</script>'
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def synthetic_result(seed: int = 7, bars: int = 620, policy: str = f"ma {HOSTILE}") -> BacktestResult:
+    """Two assets over ~2.5 years of business days, with trades, costs and a benchmark, from a seeded generator."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2016-01-04", periods=bars, freq="B", tz="UTC")
+    prices = 100.0 * np.exp(np.cumsum(rng.normal(0.0003, 0.011, size=(bars, 2)), axis=0))
+    weights = np.where(rng.random((bars, 2)) < 0.97, 0.0, 1.0)
+    weights = pd.DataFrame(weights).replace(0.0, np.nan).ffill().fillna(0.0).to_numpy() * [0.5, -0.3]
+    returns = np.concatenate([[0.0], (weights[:-1] * np.diff(prices, axis=0) / prices[:-1]).sum(axis=1)])
+    equity = 100_000.0 * np.cumprod(1.0 + returns)
+    bench = 100_000.0 * prices[:, 0] / prices[0, 0]
+    traded = np.abs(np.diff(weights, axis=0, prepend=0.0)).sum(axis=1) * equity
+    shares = weights * equity[:, None] / prices
+    series = pd.DataFrame(
+        {
+            "equity": equity,
+            "returns": returns,
+            "benchmark_equity": bench,
+            "cash": equity * (1 - weights.sum(axis=1)),
+            "commission": traded * 5e-4,
+            "slippage": traded * 2e-4,
+            "borrow": np.where(weights[:, 1] < 0, 0.4, 0.0),
+            "traded_value": traded,
+            "gross_exposure": np.abs(weights).sum(axis=1) * equity,
+            "shares_AAA": shares[:, 0],
+            "shares_B&B": shares[:, 1],
+            "weight_AAA": weights[:, 0],
+            "weight_B&B": weights[:, 1],
+        },
+        index=index,
+    )
+    trades = pd.DataFrame(
+        [
+            ["AAA", 1.0, index[bars // 60], index[bars // 7], 500.0, 101.0, 109.5, 25.0, 10.0, 4215.0, 0.083, False],
+            ["B&B", -1.0, index[bars // 15], index[bars // 3], 300.0, 98.0, 91.0, 15.0, 6.0, 2079.0, 0.071, False],
+            ["AAA", 1.0, index[bars // 2], pd.NaT, 450.0, 120.0, 131.0, 27.0, 11.0, 4912.0, 0.091, True],
+        ],
+        columns=TRADE_COLUMNS,
+    )
+    metrics = {"total_return": float(equity[-1] / equity[0] - 1), "sharpe": 0.8123, "max_drawdown": -0.1831,
+               "n_trades": 3, "profit_factor": float("inf"), "a_metric_the_report_has_never_seen": 12.5}  # fmt: skip
+    return BacktestResult(
+        policy=policy,
+        policy_kind="baseline",
+        dataset="synthetic",
+        period="test",
+        period_start=index[0].isoformat(),
+        period_end=index[-1].isoformat(),
+        timeseries=series,
+        trades=trades,
+        metrics=metrics,
+        sharpe_ci=(0.1234, 1.4321),
+        costs=CostBreakdown(float(series["commission"].sum()), float(series["slippage"].sum()), 12.0),
+        config={"backtest": {"period": "test", "confidence": 0.9, "note": HOSTILE}, "env": {"commission_bps": 5}},
+        dataset_fingerprint="f1e2d3c4b5a69788",
+        checkpoint_sha256="ab" * 32,
+    )
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("single")
+    synthetic_result().save(str(run))
+    write_report(str(run))
+    return run
+
+
+class Page(HTMLParser):
+    """Collects section ids, chart names, resource URLs and the #report-status attributes of a page."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.sections: list[str] = []
+        self.charts: dict[str, str] = {}
+        self.resources: list[str] = []
+        self.status: dict[str, str] = {}
+        self.visible_scale: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        if tag == "section":
+            self.sections.append(found["id"])
+        if tag == "img" and "data-chart" in found:
+            self.charts[found["data-chart"]] = found["src"]
+        self.resources += [found[k] for k in ("src", "href") if k in found and tag != "a"]
+        if found.get("id") == "report-status":
+            self.status = found
+        if "data-scale-view" in found and "hidden" not in found:
+            self.visible_scale.append(found["data-scale-view"])
+
+
+def test_single_report_is_self_contained_with_every_section_chart_and_png(single: Path) -> None:
+    text = (single / "report.html").read_text()
+    page = Page(text)
+    assert page.sections == list(SINGLE_SECTIONS)
+    assert sorted(page.charts) == sorted(SINGLE_CHARTS)
+    assert all(src.startswith("data:image/png;base64,") for src in page.charts.values())
+    # Nothing is fetched: no external src/href, no CSS url() or @import.
+    assert page.resources == list(page.charts.values())
+    assert not re.search(r"url\(|@import|<link\b|<iframe\b", text)
+    for name in SINGLE_CHARTS:
+        png = (single / "charts" / f"{name}.png").read_bytes()
+        assert png.startswith(PNG_MAGIC) and len(png) > 5000
+        assert f'href="charts/{name}.png"' in text
+
+
+def test_single_report_shows_metrics_ci_config_hashes_and_trades_escaped(single: Path) -> None:
+    text = (single / "report.html").read_text()
+    result = BacktestResult.load(str(single))
+    for name in result.metrics:
+        assert f"<code>{name}</code>" in text
+    assert "12.5000" in text and "∞" in text and "-18.31%" in text
+    assert "90% CI [0.1234, 1.4321]" in text
+    assert "f1e2d3c4b5a69788" in text and "ab" * 32 in text
+    assert "&quot;commission_bps&quot;: 5" in text
+    assert text.count("<tr>", text.index('id="trades"'), text.index('id="config"')) == 1 + len(result.trades)
+    assert "B&amp;B" in text
+    # The policy name and a config value carry a script tag; neither may reach the page as markup.
+    assert HOSTILE not in text
+    assert text.count("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;") >= 2
+
+
+def test_monthly_and_yearly_returns_compound_the_bars() -> None:
+    from ml.backtest.report import monthly_table, yearly_returns
+
+    result = synthetic_result()
+    returns = result.returns
+    table = monthly_table(returns)
+    january = returns[(returns.index.year == 2016) & (returns.index.month == 1)]
+    assert table.loc[2016, 1] == pytest.approx(np.prod(1 + january.to_numpy()) - 1, rel=1e-12)
+    years = yearly_returns(returns)
+    total = np.prod(1 + years.to_numpy()) - 1
+    assert total == pytest.approx(result.equity.iloc[-1] / result.equity.iloc[0] - 1, rel=1e-9)
+    assert table.shape[1] == 12 and np.isnan(table.loc[2018, 12])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# headless Chromium
+
+
+def chromium_dump(url: str) -> tuple[str, str]:
+    """Load `url` in headless Chromium; returns the DOM after the load event and the browser's stderr."""
+    binary = shutil.which("chromium")
+    assert binary, "Debian's chromium package is missing; `make setup` installs it"
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run(
+            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--dump-dom", url],
+            capture_output=True, text=True, timeout=90, check=False,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout, done.stderr
+
+
+def console_lines(stderr: str) -> list[str]:
+    # Chromium logs every console message and uncaught exception as an INFO:CONSOLE line.
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+def test_report_renders_in_headless_chromium_with_no_script_errors(single: Path) -> None:
+    dom, stderr = chromium_dump((single / "report.html").as_uri() + "#log")
+    page = Page(dom)
+    assert page.status["data-state"] == "ok", page.status
+    assert page.status["data-errors"] == "0"
+    assert page.status["data-charts"] == page.status["data-charts-rendered"] == str(len(SINGLE_CHARTS))
+    assert console_lines(stderr) == []
+    # The #log link starts the equity chart in log scale, which runs the toggle's code path.
+    assert page.visible_scale == ["log"]
+    assert 'data-equity-scale="log"' in dom
+
+
+def test_headless_check_catches_a_script_error_and_a_broken_chart(single: Path, tmp_path: Path) -> None:
+    text = (single / "report.html").read_text()
+    broken = text.replace("</main>", "</main><script>notDefinedAnywhere();</script>", 1)
+    broken = broken.replace('src="data:image/png;base64,', 'src="data:image/png;base64,AAAA', 1)
+    (tmp_path / "report.html").write_text(broken)
+    dom, stderr = chromium_dump((tmp_path / "report.html").as_uri())
+    page = Page(dom)
+    assert page.status["data-state"] == "error"
+    assert int(page.status["data-charts-rendered"]) == len(SINGLE_CHARTS) - 1
+    assert "notDefinedAnywhere is not defined" in dom and "chart did not render: equity" in dom
+    assert any("notDefinedAnywhere" in line for line in console_lines(stderr))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# batch
+
+
+def write_batch(root: Path) -> None:
+    from ml.backtest.batch import BatchResult
+
+    rows = []
+    for cell, sharpe in enumerate([1.1, 0.4, -0.2]):
+        result = synthetic_result(seed=cell, bars=300, policy=f"baseline:p{cell}")
+        result.save(str(root / "cells" / f"{cell:04d}"))
+        rows.append({"cell": cell, "policy": result.policy, "dataset": "synthetic", "period": "test", "env": "{}",
+                     "params": "{}", "status": "ok", "error": "", "sharpe_ci_low": sharpe - 0.5,
+                     "sharpe_ci_high": sharpe + 0.5, "sharpe": sharpe, "total_return": sharpe / 10})  # fmt: skip
+    rows.append({"cell": 3, "policy": "runs/missing.pt", "dataset": "synthetic", "period": "test", "env": "{}",
+                 "params": '{"fast": 5}', "status": "failed", "error": f"RlopsError: runs/missing.pt: no such file "
+                 f"{HOSTILE}", "sharpe_ci_low": np.nan, "sharpe_ci_high": np.nan, "sharpe": np.nan,
+                 "total_return": np.nan})  # fmt: skip
+    board = pd.DataFrame(rows)
+    board.insert(0, "rank", range(1, len(board) + 1))
+    BatchResult(board, "sharpe", 0.42, 3).save(str(root))
+    (root / "grid.json").write_text(json.dumps({"policies": ["baseline:p0"], "metric": "sharpe"}))
+
+
+def test_batch_report_ranks_cells_explains_deflated_sharpe_and_shows_failures(tmp_path: Path) -> None:
+    write_batch(tmp_path)
+    target = write_report(str(tmp_path), cells=True)
+    assert target == str(tmp_path / "report.html")
+    text = Path(target).read_text()
+    page = Page(text)
+    assert page.sections == ["summary", "deflated-sharpe", "leaderboard", "comparison", "failed", "config"]
+    assert list(page.charts) == ["leaderboard"]
+    assert (tmp_path / "charts" / "leaderboard.png").read_bytes().startswith(PNG_MAGIC)
+    failed = text[text.index('id="failed"') :]
+    assert "RlopsError: runs/missing.pt: no such file" in failed and HOSTILE not in text
+    assert "42.00%" in text and "could well be luck" in text and "3 trials" in text
+    for cell in range(3):
+        assert f'href="cells/{cell:04d}/report.html"' in text
+        assert (tmp_path / "cells" / f"{cell:04d}" / "report.html").is_file()
+    leaderboard = text[text.index('id="leaderboard"') : text.index('id="comparison"')]
+    assert leaderboard.index("baseline:p0") < leaderboard.index("baseline:p1") < leaderboard.index("runs/missing.pt")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# bad input and the CLI
+
+
+def rlops_report(*args: str) -> subprocess.CompletedProcess[str]:
+    rlops = Path(sys.executable).with_name("rlops")
+    return subprocess.run([str(rlops), "report", *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_rlops_report_on_a_missing_folder_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    done = rlops_report(str(tmp_path / "nowhere"))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"error: {tmp_path / 'nowhere'}: no such folder"]
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("nothing", "holds neither a backtest result (result.json) nor a batch (batch.json)"),
+        ("json", "result.json is not valid JSON"),
+        ("parquet", "cannot read the backtest result"),
+    ],
+)
+def test_write_report_names_what_is_wrong_with_a_run_dir(tmp_path: Path, damage: str, message: str) -> None:
+    from rlops.errors import RlopsError
+
+    if damage != "nothing":
+        synthetic_result(bars=40).save(str(tmp_path))
+        name = "result.json" if damage == "json" else "timeseries.parquet"
+        (tmp_path / name).write_bytes(b"{ not what it should be")
+    with pytest.raises(RlopsError, match=re.escape(message)):
+        write_report(str(tmp_path))
+
+
+def test_rlops_report_prints_the_report_path(tmp_path: Path) -> None:
+    synthetic_result(bars=60).save(str(tmp_path))
+    done = rlops_report(str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp_path / "report.html")
+    assert (tmp_path / "report.html").stat().st_size > 10_000
