@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from rlops.cli import data_cmd, demo_cmd, memory_cmd, patchbot_cmd, train_cmd
+from rlops.cli import data_cmd, demo_cmd, memory_cmd, patchbot_cmd, report_cmd, train_cmd
 from rlops.errors import RlopsError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(patchbot_cmd.app, name="patchbot")
 app.command("demo")(demo_cmd.demo)
 app.command("train")(train_cmd.train)
+app.command("report")(report_cmd.report)
 
 
 def run() -> None:
