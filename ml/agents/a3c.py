@@ -137,6 +137,7 @@ def _run_worker(args: WorkerArgs) -> None:
     env = args.source.make_env()
     local = ActorCritic(shared.model.spec, cfg.hidden_sizes, cfg.activation, cfg.log_std_init).to(device)
     optimizer = SharedAdam(shared.model.parameters(), lr=cfg.learning_rate, slots=shared.adam_slots)
+    param_pairs = list(zip(local.parameters(), shared.model.parameters(), strict=True))
     spec = local.spec
     low = torch.tensor(spec.action_low, dtype=torch.float32)
     high = torch.tensor(spec.action_high, dtype=torch.float32)
@@ -155,7 +156,9 @@ def _run_worker(args: WorkerArgs) -> None:
     pending: list[tuple[float, float, float]] = []
     try:
         while not shared.stop.is_set() and shared.global_step.value < cfg.total_timesteps:
-            local.load_state_dict(shared.model.state_dict())
+            with torch.no_grad():
+                for local_param, shared_param in param_pairs:
+                    local_param.copy_(shared_param)
             obs_list: list[Tensor] = []
             actions: list[Tensor] = []
             rewards: list[float] = []
@@ -214,7 +217,7 @@ def _run_worker(args: WorkerArgs) -> None:
             local.zero_grad(set_to_none=True)
             torch.autograd.backward(loss)
             nn.utils.clip_grad_norm_(local.parameters(), cfg.max_grad_norm)
-            for shared_param, local_param in zip(shared.model.parameters(), local.parameters(), strict=True):
+            for local_param, shared_param in param_pairs:
                 shared_param.grad = None if local_param.grad is None else local_param.grad.cpu()
             progress = shared.global_step.value / cfg.total_timesteps
             for group in optimizer.param_groups:
@@ -380,7 +383,11 @@ def train_a3c(
                 _check_workers(workers, shared, monitor, config.worker_timeout_s)
                 step = int(shared.global_step.value)
                 finished = all(not w.is_alive() for w in workers)
-                if step >= next_eval and not finished:
+                target = config.target_return
+                # With a target, evaluating before the training mean reaches it cannot stop the run; skipping
+                # those evaluations leaves the workers the CPU.
+                wanted = target is None or monitor.mean_return >= target
+                if step >= next_eval and not finished and wanted:
                     next_eval = step + config.eval_interval
                     result = evaluate(
                         _snapshot_policy(model, obs_norm, config),
@@ -389,7 +396,6 @@ def train_a3c(
                         config.seed + 10_000,
                     )
                     last_eval = result.mean_return
-                    target = config.target_return
                     if target is not None and min(result.mean_return, monitor.mean_return) >= target:
                         first_at_target = step
                         evaluation = result

@@ -165,7 +165,8 @@ class A3CConfig(CommonConfig):
     """Evaluate the shared model every this many global steps (0: never during training)."""
     target_return: float | None = None
     """Stop early once both the deterministic evaluation and the mean of the last 100 training episodes
-    (the stochastic policy actually being run) reach this return; checked every ``eval_interval`` steps."""
+    (the stochastic policy actually being run) reach this return; checked every ``eval_interval`` steps
+    once the training mean alone has reached it."""
     worker_timeout_s: float = 120.0
     """Fail the run when no worker reports anything for this long (a hung worker must not hang the run)."""
 

@@ -103,7 +103,8 @@ class PPOTrainer:
         self.spec = env.spec
         self.model = ActorCritic(self.spec, config.hidden_sizes, config.activation, config.log_std_init).to(self.device)
         # eps=1e-5 rather than Adam's 1e-8: the value used by the reference PPO implementations.
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=1e-5, foreach=True)
+        # fused: one kernel for all parameters, which matters with many small tensors and tiny batches.
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=1e-5, fused=True)
         self.obs_norm = RunningMeanStd(self.spec.obs_dim) if config.normalize_obs else None
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.buffer = RolloutBuffer(self.spec, config.rollout_steps, config.num_envs, self.device)
@@ -182,7 +183,7 @@ class PPOTrainer:
                     return losses, len(losses)  # the policy moved far enough from the one that collected
                 self.optimizer.zero_grad(set_to_none=True)
                 torch.autograd.backward(loss.total)
-                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm, foreach=True)
                 self.optimizer.step()
                 losses.append(PPOLoss(*(part.detach() for part in loss)))
         return losses, len(losses)

@@ -29,7 +29,8 @@ def _shared(tensor: Tensor) -> Tensor:
 
 class SharedAdam(torch.optim.Adam):
     def __init__(self, params: Iterable[nn.Parameter], lr: float, slots: list[AdamSlot] | None = None) -> None:
-        super().__init__(params, lr=lr, foreach=False)
+        # fused: one kernel over all parameters; it updates the shared moments in place like the others.
+        super().__init__(params, lr=lr, fused=True)
         parameters = self.parameters_in_order()
         if slots is None:
             slots = [

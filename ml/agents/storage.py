@@ -96,6 +96,9 @@ class RolloutBuffer:
 def minibatches(batch: Batch, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
     """One shuffled pass over ``batch`` in minibatches of ``batch_size`` (the size divides the batch)."""
     size = batch.obs.shape[0]
+    if batch_size >= size:  # one minibatch: the order of its rows cannot change the update
+        yield batch
+        return
     order = torch.randperm(size, generator=generator).to(batch.obs.device)
     for start in range(0, size, batch_size):
         yield batch.select(order[start : start + batch_size])

@@ -17,7 +17,7 @@ from ml.agents.config import A3CConfig
 from ml.agents.env_sources import gym_source
 from ml.agents.policy import load_policy
 
-from .helpers import CallableSource, ExplodingFactory, KilledFactory
+from .helpers import CallableSource, ExplodingFactory, KilledFactory, TargetEnv
 
 SMALL = A3CConfig(total_timesteps=3_000, num_workers=2, eval_interval=0, eval_episodes=1, worker_timeout_s=60)
 
@@ -78,3 +78,10 @@ def test_a3c_learns_cartpole() -> None:
     )
     assert result.first_step_at_target is not None
     assert result.evaluation.mean_return >= 475
+
+
+def test_a3c_continuous_actions() -> None:
+    config = replace(SMALL, total_timesteps=4_000, learning_rate=3e-3, gamma=0.0, eval_episodes=50)
+    result = train_a3c(config, CallableSource(TargetEnv, "target"))
+    assert result.evaluation is not None
+    assert result.evaluation.mean_return > -0.5  # random actions in [-2, 2] score about -1.7

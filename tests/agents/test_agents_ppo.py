@@ -118,3 +118,11 @@ def test_ppo_learns_continuous_target() -> None:
     assert result.evaluation is not None
     # A random policy scores about -1.7 per step; the optimum is 0.
     assert result.evaluation.mean_return > -0.01
+
+
+def test_pendulum_time_limits_bootstrap_from_the_final_observation() -> None:
+    # Pendulum-v1 never terminates and truncates at 200 steps: every episode end goes through final_obs.
+    result = train_ppo(replace(SMALL, eval_episodes=1), gym_source("pendulum"))
+    assert result.episodes == SMALL.num_envs * (SMALL.total_timesteps // SMALL.num_envs // 200)
+    assert result.evaluation is not None
+    assert -2000 < result.evaluation.mean_return < 0
