@@ -29,7 +29,11 @@ class Environment:
 def build(config: StackConfig) -> Environment:
     prefix = config.name_prefix
     tags = config.tags
-    account_id = aws.get_caller_identity_output().account_id
+    # Default tags reach every taggable resource this provider manages, including the ones pulumi-eks
+    # creates inside its plugin, which the program cannot tag one by one.
+    provider = aws.Provider(f"{prefix}-aws", region=config.region, default_tags=aws.ProviderDefaultTagsArgs(tags=tags))
+    aws_opts = pulumi.ResourceOptions(providers=[provider])
+    account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(provider=provider)).account_id
 
     network = Network(
         prefix,
@@ -43,6 +47,7 @@ def build(config: StackConfig) -> Environment:
             account_id=account_id,
             tags=tags,
         ),
+        opts=aws_opts,
     )
     cluster = Cluster(
         prefix,
@@ -58,8 +63,9 @@ def build(config: StackConfig) -> Environment:
             deletion_protection=config.environment == "prod",
             tags=tags,
         ),
+        opts=aws_opts,
     )
-    registry = Registry(prefix, RegistryArgs(name_prefix=prefix, tags=tags))
+    registry = Registry(prefix, RegistryArgs(name_prefix=prefix, tags=tags), opts=aws_opts)
     storage = Storage(
         prefix,
         StorageArgs(
@@ -69,6 +75,7 @@ def build(config: StackConfig) -> Environment:
             force_destroy=config.force_destroy_buckets,
             tags=tags,
         ),
+        opts=aws_opts,
     )
     identity = Identity(
         prefix,
@@ -85,6 +92,7 @@ def build(config: StackConfig) -> Environment:
             existing_github_provider_arn=config.github.existing_oidc_provider_arn,
             tags=tags,
         ),
+        opts=aws_opts,
     )
     addons = None
     if config.deploy_addons:

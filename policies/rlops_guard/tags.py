@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,8 +47,15 @@ def _effective_tags(args: ResourceValidationArgs) -> dict[str, Any]:
     tags: dict[str, Any] = {}
     provider = args.provider
     if provider is not None:
-        # Tags set once on the AWS provider (defaultTags) reach every resource it manages.
-        defaults = dig(provider.props, "defaultTags", "tags")
+        # Tags set once on the AWS provider (defaultTags) reach every resource it manages. Provider
+        # settings that are objects arrive JSON-encoded, as the SDK sends them to the engine.
+        default_tags = known(provider.props, "defaultTags")
+        if isinstance(default_tags, str):
+            try:
+                default_tags = json.loads(default_tags)
+            except json.JSONDecodeError:
+                default_tags = None
+        defaults = dig(default_tags, "tags")
         if isinstance(defaults, Mapping):
             tags.update(defaults)
     own = known(args.props, "tags")

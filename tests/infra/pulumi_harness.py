@@ -36,6 +36,19 @@ class Registered:
     provider: str
 
 
+class RecordingMonitor(MockMonitor):
+    """The mock engine, also noting the provider map each registration carried."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:
+        # Registrations arrive on several threads, so key by (type, name) rather than by arrival order.
+        self.recording.provider_maps[(request.type, request.name)] = dict(request.providers)
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+
+
 @dataclass
 class RecordingMocks(pulumi.runtime.Mocks):
     region: str = "us-east-1"
@@ -45,6 +58,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
     results: list[Any] = field(default_factory=list)
     # Every URN the mock engine handed out; a child's URN carries its parents' types (parent$child).
     urns: list[str] = field(default_factory=list)
+    # (type, name) -> package -> provider reference: how components (pulumi-eks) receive their providers.
+    provider_maps: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = dict(args.inputs)
@@ -137,7 +152,7 @@ def run_with_mocks(
     values = dict(config if config is not None else stack_config(stack))
     mocks = mocks if mocks is not None else RecordingMocks(region=str(values.get(REGION_KEY, "us-east-1")))
     pulumi.runtime.set_all_config({k: _engine_form(v) for k, v in values.items()}, [])
-    monitor = MockMonitor(mocks)
+    monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="rlops", stack=stack, preview=False, monitor=monitor)
     # Component inputs that are resources (the cluster handed to ManagedNodeGroup) would otherwise be
     # serialized as references bound to another event loop.

@@ -70,9 +70,10 @@ def test_zones_and_nat_gateways_per_stack(stacks: dict[str, RecordingMocks], sta
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_resource_sits_under_a_component(stacks: dict[str, RecordingMocks], stack: str) -> None:
     mocks = stacks[stack]
-    # A URN's type part lists the parent chain: rlops:infra:Network$aws:ec2/vpc:Vpc.
+    # A URN's type part lists the parent chain: rlops:infra:Network$aws:ec2/vpc:Vpc. Only the stack-wide
+    # AWS provider sits directly under the stack.
     orphans = [u for u in mocks.urns if "rlops:infra:" not in u.split("::")[2]]
-    assert orphans == []
+    assert [u.rsplit("::", 1)[-1] for u in orphans] == [f"rlops-{stack}-aws"]
     assert {r.type for r in mocks.resources if not r.custom} >= {
         "rlops:infra:Network",
         "rlops:infra:Cluster",
@@ -81,6 +82,27 @@ def test_every_resource_sits_under_a_component(stacks: dict[str, RecordingMocks]
         "rlops:infra:Identity",
         "rlops:infra:Addons",
     }
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_aws_resources_and_eks_components_use_the_stacks_default_tagged_provider(
+    stacks: dict[str, RecordingMocks], stack: str
+) -> None:
+    mocks = stacks[stack]
+    (provider,) = mocks.of_type("pulumi:providers:aws")
+    assert json.loads(provider.inputs["defaultTags"])["tags"] == {
+        "project": "rlops",
+        "environment": stack,
+        "owner": "ml-platform",
+        "cost-center": "rl-research" if stack == "dev" else "rl-trading",
+    }
+    assert provider.inputs["region"] == "us-east-1"
+    reference = f"{mocks.urn_of(provider)}::{provider.name}-id"
+    aws_resources = [r for r in mocks.resources if r.type.startswith("aws:")]
+    assert aws_resources and all(r.provider == reference for r in aws_resources)
+    # pulumi-eks creates its own AWS resources in its plugin; it gets the provider through this map.
+    eks_components = [r for r in mocks.resources if r.type.startswith("eks:")]
+    assert eks_components and all(mocks.provider_maps[(r.type, r.name)]["aws"] == reference for r in eks_components)
 
 
 def _mutate(
@@ -94,7 +116,7 @@ def _mutate(
             inputs, outputs = dict(item.inputs), dict(item.outputs or {})
             change(inputs)
             change(outputs)
-            inventory[index] = type(item)(item.resource_type, item.name, inputs, outputs, item.urn)
+            inventory[index] = type(item)(item.resource_type, item.name, inputs, outputs, item.urn, item.provider)
             return item.name, inventory
     raise AssertionError(f"no {typ} named *{where}* registered")
 
@@ -144,7 +166,8 @@ BROKEN = [
     ),
     ("oidc-trust-pinned", "aws:iam/role:Role", "github-actions", _wildcard_subject),
     ("gpu-node-group-guard", "eks:index:ManagedNodeGroup", "gpu", _drop("taints")),
-    ("required-tags", "aws:ec2/vpc:Vpc", "", _set("tags", {"project": "rlops"})),
+    # The provider's default tags fill in what a resource leaves out, so only a blank override breaks them.
+    ("required-tags", "aws:ec2/vpc:Vpc", "", _set("tags", {"owner": " "})),
     ("helm-chart-pinned", "kubernetes:helm.sh/v3:Release", "", _set("version", ">=1.0.0")),
     ("s3-bucket-versioned", "aws:s3/bucketVersioning:BucketVersioning", "", _set("versioningConfiguration", {})),
     (
