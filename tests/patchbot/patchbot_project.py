@@ -1,4 +1,4 @@
-"""Fixtures for the bot's integration tests: a real bare "remote" with a tiny pytest project, clones that push
+"""The bot's integration test bed: a real bare "remote" with a tiny pytest project, a clone that pushes
 Dependabot-style branches, and the fake GitHub API in front of it."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import pytest
 from patchbot_fake_github import FakeGitHub, FakePull, git
 
 from patchbot.github_api import Credentials
@@ -187,8 +186,3 @@ def make_project(tmp_path: Path, policy: str = FAST_POLICY) -> Iterator[Project]
         yield Project(tmp_path, bare, work, fake, bank, tmp_path / "state")
     finally:
         fake.stop()
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    yield from make_project(tmp_path)

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TOOLS_BIN, Project, make_project
 from patchbot_fake_github import git
+from patchbot_project import TOOLS_BIN, Project, make_project
 
 from patchbot.github_api import Credentials
 from patchbot.models import DecisionCode, MergeOutcome

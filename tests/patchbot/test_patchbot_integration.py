@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FAST_POLICY, SEED_FILES, Project, dependabot_message, make_project
 from patchbot_fake_github import BOT_LOGIN, FakePull, git
+from patchbot_project import FAST_POLICY, SEED_FILES, Project, dependabot_message, make_project
 
 from patchbot.github_api import APP_TOKEN_PERMISSIONS, Credentials
 from patchbot.models import DecisionCode, MergeOutcome, Snapshot, ToolStatus, Validation
