@@ -1,76 +1,105 @@
-"""Baseline policies every agent must beat, expressed as actions in the environment's own action space."""
+"""Baseline policies every agent must beat, acting through the environment's own action space.
+
+A baseline is built for one simulator (single or batched) and maps a batch of observations to a batch of
+actions. Baselines that follow prices (the moving-average crossover) read the simulator's current bar and a
+signal computed from closes up to that bar only, so they obey the same no-look-ahead rule as agents.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-from ml.backtest.metrics import Headline, headline
-from ml.envs.trading_env import TradingEnv
+from ml.envs.simulator import Simulator
 from rlops.errors import RlopsError
 
-Policy = Callable[[np.ndarray], Any]
+PolicyFn = Callable[[npt.NDArray[np.float32]], npt.NDArray[Any]]
+BaselineFactory = Callable[[Simulator, int, dict[str, Any]], PolicyFn]
 
 
-def _constant_weight(env: TradingEnv, weight: float) -> Any:
-    config = env.config
+def _action_for_weights(sim: Simulator, weights: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
+    """Actions (N, A) that target `weights` (N, A): the nearest discrete level, or the weight itself."""
+    config = sim.config
     if config.action_mode == "discrete":
         levels = np.asarray(config.levels)
-        index = int(np.argmin(np.abs(levels - weight)))
-        return index if env.market.num_assets == 1 else np.full(env.market.num_assets, index)
-    return np.full(env.market.num_assets, weight / env.market.num_assets, dtype=np.float32)
+        nearest: npt.NDArray[Any] = np.abs(weights[..., None] - levels).argmin(axis=-1).astype(np.int64)
+        return nearest
+    return weights.astype(np.float32)
 
 
-def buy_and_hold(env: TradingEnv, seed: int = 0) -> Policy:
-    action = _constant_weight(env, 1.0)
-    return lambda _obs: action
+def _shape(sim: Simulator, actions: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Single-asset discrete envs take a scalar action per env, everything else a vector per env."""
+    if sim.config.action_mode == "discrete" and sim.market.num_assets == 1:
+        return actions[:, 0]
+    return actions
 
 
-def flat(env: TradingEnv, seed: int = 0) -> Policy:
-    action = _constant_weight(env, 0.0)
-    return lambda _obs: action
+def _constant(sim: Simulator, weight_per_asset: float) -> PolicyFn:
+    weights = np.full((sim.num_envs, sim.market.num_assets), weight_per_asset)
+    actions = _shape(sim, _action_for_weights(sim, weights))
+    return lambda obs: actions[: len(obs)]
 
 
-def random_policy(env: TradingEnv, seed: int = 0) -> Policy:
-    env.action_space.seed(seed)
-    return lambda _obs: env.action_space.sample()
+def buy_and_hold(sim: Simulator, seed: int, params: dict[str, Any]) -> PolicyFn:
+    """Fully invested, split equally when there are several assets."""
+    return _constant(sim, 1.0 / sim.market.num_assets)
 
 
-BASELINES: dict[str, Callable[[TradingEnv, int], Policy]] = {
+def equal_weight(sim: Simulator, seed: int, params: dict[str, Any]) -> PolicyFn:
+    """1/A in each asset, rebalanced every bar (for one asset, the same as buy-and-hold)."""
+    return _constant(sim, 1.0 / sim.market.num_assets)
+
+
+def flat(sim: Simulator, seed: int, params: dict[str, Any]) -> PolicyFn:
+    return _constant(sim, 0.0)
+
+
+def random_policy(sim: Simulator, seed: int, params: dict[str, Any]) -> PolicyFn:
+    rng = np.random.default_rng(seed)
+    assets = sim.market.num_assets
+    config = sim.config
+
+    def act(obs: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
+        if config.action_mode == "discrete":
+            return _shape(sim, rng.integers(0, len(config.levels), size=(len(obs), assets)))
+        return rng.uniform(config.weight_low, 1.0, size=(len(obs), assets)).astype(np.float32)
+
+    return act
+
+
+def ma_crossover(sim: Simulator, seed: int, params: dict[str, Any]) -> PolicyFn:
+    """Long (or short, when allowed) while the fast moving average of closes is above (below) the slow one."""
+    fast, slow = int(params.get("fast", 20)), int(params.get("slow", 100))
+    if not 1 <= fast < slow:
+        raise RlopsError(f"ma_crossover needs 1 <= fast < slow (got fast={fast}, slow={slow})")
+    close = pd.DataFrame(sim.market.close)
+    spread = (close.rolling(fast).mean() - close.rolling(slow).mean()).to_numpy()
+    short = -1.0 if sim.config.allow_short and params.get("short", False) else 0.0
+    per_asset = 1.0 / sim.market.num_assets
+    # NaN spread (before `slow` bars of history) means no signal yet: stay flat.
+    weights = np.where(spread > 0, per_asset, np.where(spread < 0, short * per_asset, 0.0))
+    actions = _action_for_weights(sim, weights)
+
+    def act(obs: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
+        return _shape(sim, actions[sim.state.t[: len(obs)]])
+
+    return act
+
+
+BASELINES: dict[str, BaselineFactory] = {
     "buy_and_hold": buy_and_hold,
     "flat": flat,
     "random": random_policy,
+    "ma_crossover": ma_crossover,
+    "equal_weight": equal_weight,
 }
 
 
-@dataclass(frozen=True)
-class EpisodeResult:
-    name: str
-    log: pd.DataFrame
-    headline: Headline
-    costs: float
-
-
-def run_episode(env: TradingEnv, policy: Policy, name: str, seed: int = 0) -> EpisodeResult:
-    """One full episode of `policy`, recorded step by step by the environment itself."""
-    if env.log is None:
-        raise RlopsError("run_episode needs an environment built with record=True")
-    obs, _ = env.reset(seed=seed)
-    done = False
-    while not done:
-        obs, _, terminated, truncated, _ = env.step(policy(obs))
-        done = terminated or truncated
-    log = env.log.to_frame()
-    equity = log["equity"].to_numpy()
-    costs = float(log[["commission", "slippage", "borrow"]].to_numpy().sum())
-    return EpisodeResult(name, log, headline(equity, env.market.periods_per_year), costs)
-
-
-def run_baseline(name: str, env: TradingEnv, seed: int = 0) -> EpisodeResult:
+def baseline(name: str, sim: Simulator, seed: int = 0, params: dict[str, Any] | None = None) -> PolicyFn:
     if name not in BASELINES:
         raise RlopsError(f"unknown baseline '{name}'; baselines: {', '.join(BASELINES)}")
-    return run_episode(env, BASELINES[name](env, seed), name, seed)
+    return BASELINES[name](sim, seed, dict(params or {}))

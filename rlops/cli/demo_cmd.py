@@ -15,7 +15,7 @@ def demo(
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Load and validate the dataset, then run the baseline policies through the environment."""
-    from ml.backtest.baselines import BASELINES, run_baseline
+    from ml.backtest.engine import BacktestConfig, backtest
     from ml.envs import EnvConfig, EnvSpec
 
     console = Console()
@@ -35,20 +35,21 @@ def demo(
         span = data.split.part(name)
         console.print(f"{name:>10}: {stamps[span.start].date()} .. {stamps[span.stop - 1].date()} ({len(span)} bars)")
     console.rule(f"[bold]3. baselines[/bold] on the {period} split (decide at close t, fill at open t+1)")
-    env = spec.make(record=True)
-    table = Table("total return", "CAGR", "volatility", "Sharpe", "max drawdown", "costs ($)")
+    table = Table("total return", "CAGR", "volatility", "Sharpe", "Sharpe 95% CI", "max drawdown", "costs ($)")
     table.columns.insert(0, Column("policy", no_wrap=True, min_width=12))
-    for name in BASELINES:
-        result = run_baseline(name, env, seed)
-        h = result.headline
+    for name in ("buy_and_hold", "flat", "random", "ma_crossover"):
+        result = backtest(f"baseline:{name}", dataset, BacktestConfig(period=period, seed=seed))
+        m = result.metrics
+        low, high = result.sharpe_ci
         table.add_row(
             name,
-            f"{h.total_return:+.2%}",
-            f"{h.cagr:+.2%}",
-            f"{h.annual_volatility:.2%}",
-            f"{h.sharpe:.2f}",
-            f"{h.max_drawdown:.2%}",
-            f"{result.costs:,.0f}",
+            f"{m['total_return']:+.2%}",
+            f"{m['cagr']:+.2%}",
+            f"{m['annual_volatility']:.2%}",
+            f"{m['sharpe']:.2f}",
+            f"[{low:.2f}, {high:.2f}]",
+            f"{m['max_drawdown']:.2%}",
+            f"{result.costs.total:,.0f}",
         )
     console.print(table)
     console.print(

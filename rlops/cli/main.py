@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from rlops.cli import data_cmd, demo_cmd, memory_cmd, patchbot_cmd, report_cmd, train_cmd
+from rlops.cli import backtest_cmd, data_cmd, demo_cmd, memory_cmd, patchbot_cmd, report_cmd, serve_cmd, train_cmd
 from rlops.errors import RlopsError
 
 app = typer.Typer(
@@ -17,11 +17,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(backtest_cmd.app, name="backtest")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(patchbot_cmd.app, name="patchbot")
 app.command("demo")(demo_cmd.demo)
 app.command("train")(train_cmd.train)
+app.command("serve")(serve_cmd.serve)
 app.command("report")(report_cmd.report)
 
 

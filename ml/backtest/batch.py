@@ -1,0 +1,239 @@
+"""Batch backtests: policies x parameter sets x datasets x periods, in parallel, into a ranked leaderboard.
+
+A cell that fails is recorded with its error and never stops the batch. Cells run in a process pool or as
+tasks on a (local or existing) Ray cluster.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ml.backtest.engine import BacktestConfig, backtest
+from ml.data import storage
+from rlops.errors import RlopsError
+
+Executor = Literal["process", "ray"]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The grid file's schema. `periods` items may be `wf:N`, which expands into the N walk-forward windows."""
+
+    policies: list[str]
+    datasets: list[str] = field(default_factory=lambda: ["sp500"])
+    periods: list[str] = field(default_factory=lambda: ["test"])
+    env: list[dict[str, Any]] = field(default_factory=lambda: [{}])
+    params: list[dict[str, Any]] = field(default_factory=lambda: [{}])
+    metric: str = "sharpe"
+    executor: Executor = "process"
+    workers: int = 2
+    seed: int = 0
+    risk_free: float = 0.0
+    bootstrap_samples: int = 1000
+
+    def __post_init__(self) -> None:
+        if not self.policies:
+            raise RlopsError("grid: 'policies' must list at least one policy")
+        if self.executor not in ("process", "ray"):
+            raise RlopsError(f"grid: executor must be process or ray (got '{self.executor}')")
+        if self.workers < 1:
+            raise RlopsError(f"grid: workers must be >= 1 (got {self.workers})")
+
+    @classmethod
+    def from_yaml(cls, path: str) -> Grid:
+        try:
+            data = yaml.safe_load(storage.read_bytes(path))
+        except yaml.YAMLError as exc:
+            raise RlopsError(f"{path}: not valid YAML ({exc})") from exc
+        if not isinstance(data, dict):
+            raise RlopsError(f"{path}: a grid file is a mapping of settings")
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise RlopsError(
+                f"{path}: unknown grid key(s) {', '.join(unknown)}; known: {', '.join(cls.__dataclass_fields__)}"
+            )
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise RlopsError(f"{path}: {exc}") from exc
+
+    def cells(self) -> list[Cell]:
+        periods = [p for item in self.periods for p in _expand_period(item)]
+        return [
+            Cell(i, policy, dataset, period, env, params, self.seed, self.risk_free, self.bootstrap_samples)
+            for i, (policy, dataset, period, env, params) in enumerate(
+                itertools.product(self.policies, self.datasets, periods, self.env, self.params)
+            )
+        ]
+
+
+def _expand_period(item: str) -> list[str]:
+    if item.startswith("wf:") and "/" not in item:
+        count = int(item[3:])
+        return [f"wf:{k}/{count}" for k in range(count)]
+    return [item]
+
+
+@dataclass(frozen=True)
+class Cell:
+    index: int
+    policy: str
+    dataset: str
+    period: str
+    env: dict[str, Any]
+    params: dict[str, Any]
+    seed: int
+    risk_free: float
+    bootstrap_samples: int
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    cell: Cell
+    status: Literal["ok", "failed"]
+    error: str
+    metrics: dict[str, float]
+    sharpe_ci: tuple[float, float]
+
+
+def run_cell(cell: Cell, save_to: str | None = None) -> CellOutcome:
+    """Never raises: a failure is the outcome's status and error (the type and message, traceback's last line)."""
+    try:
+        config = BacktestConfig(
+            period=cell.period,
+            env=cell.env,
+            params=cell.params,
+            seed=cell.seed,
+            risk_free=cell.risk_free,
+            bootstrap_samples=cell.bootstrap_samples,
+        )
+        result = backtest(cell.policy, cell.dataset, config)
+        if save_to is not None:
+            result.save(storage.join(save_to, "cells", f"{cell.index:04d}"))
+        return CellOutcome(cell, "ok", "", result.metrics, result.sharpe_ci)
+    except Exception as exc:  # recorded in the leaderboard, which is how a batch reports failures
+        detail = str(exc) or traceback.format_exception_only(exc)[-1].strip()
+        return CellOutcome(cell, "failed", f"{type(exc).__name__}: {detail}", {}, (float("nan"), float("nan")))
+
+
+def _run_process(cells: Sequence[Cell], workers: int, save_to: str | None) -> list[CellOutcome]:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        return list(pool.map(run_cell, cells, itertools.repeat(save_to)))
+
+
+def _run_ray(cells: Sequence[Cell], workers: int, save_to: str | None, address: str | None) -> list[CellOutcome]:
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False)
+    try:
+        remote: Any = ray.remote(num_cpus=1)(run_cell)
+        return list(ray.get([remote.remote(cell, save_to) for cell in cells]))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    leaderboard: pd.DataFrame
+    metric: str
+    deflated_sharpe: float  # probability that the best cell's Sharpe beats luck across all trials
+    trials: int
+
+    def save(self, destination: str) -> None:
+        frame = self.leaderboard
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        storage.write_bytes(storage.join(destination, "leaderboard.parquet"), buffer.getvalue())
+        storage.write_bytes(storage.join(destination, "leaderboard.csv"), frame.to_csv(index=False).encode())
+        storage.write_bytes(storage.join(destination, "leaderboard.md"), to_markdown(frame, self.metric).encode())
+        summary = {"metric": self.metric, "deflated_sharpe": self.deflated_sharpe, "trials": self.trials}
+        storage.write_bytes(storage.join(destination, "batch.json"), json.dumps(summary, indent=2).encode())
+
+
+def to_markdown(frame: pd.DataFrame, metric: str) -> str:
+    columns = ["rank", "policy", "dataset", "period", "env", "params", "status", metric, "sharpe", "total_return",
+               "max_drawdown", "error"]  # fmt: skip
+    shown = frame[[c for c in columns if c in frame.columns]]
+    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
+    for row in shown.itertuples(index=False):
+        cells = [f"{v:.4f}" if isinstance(v, float) and not np.isnan(v) else ("" if v != v else str(v)) for v in row]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def leaderboard(outcomes: Sequence[CellOutcome], metric: str) -> pd.DataFrame:
+    rows = []
+    for outcome in outcomes:
+        cell = outcome.cell
+        rows.append(
+            {
+                "cell": cell.index,
+                "policy": cell.policy,
+                "dataset": cell.dataset,
+                "period": cell.period,
+                "env": json.dumps(cell.env, sort_keys=True),
+                "params": json.dumps(cell.params, sort_keys=True),
+                "status": outcome.status,
+                "error": outcome.error,
+                "sharpe_ci_low": outcome.sharpe_ci[0],
+                "sharpe_ci_high": outcome.sharpe_ci[1],
+                **outcome.metrics,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    if metric not in frame.columns and any(o.status == "ok" for o in outcomes):
+        raise RlopsError(f"unknown ranking metric '{metric}'; metrics: {', '.join(sorted(outcomes[0].metrics))}")
+    if metric not in frame.columns:
+        frame[metric] = np.nan
+    ordered = frame.sort_values(["status", metric], ascending=[False, False], na_position="last", kind="stable")
+    ordered = ordered.sort_values("status", key=lambda s: s.ne("ok"), kind="stable").reset_index(drop=True)
+    ordered.insert(0, "rank", range(1, len(ordered) + 1))
+    return ordered
+
+
+def run_batch(
+    grid: Grid,
+    out: str | None = None,
+    address: str | None = None,
+    deflate: Callable[[pd.DataFrame], float] | None = None,
+) -> BatchResult:
+    cells = grid.cells()
+    if grid.executor == "ray":
+        outcomes = _run_ray(cells, grid.workers, out, address)
+    else:
+        outcomes = _run_process(cells, grid.workers, out)
+    board = leaderboard(outcomes, grid.metric)
+    ok = board[board["status"] == "ok"]
+    dsr = (deflate or deflated_sharpe_of)(ok) if len(ok) else float("nan")
+    result = BatchResult(board, grid.metric, dsr, len(ok))
+    if out is not None:
+        result.save(out)
+        storage.write_bytes(storage.join(out, "grid.json"), json.dumps(asdict(grid), indent=2).encode())
+    return result
+
+
+def deflated_sharpe_of(ok: pd.DataFrame) -> float:
+    """The deflated Sharpe ratio of the best cell, given every successful cell as a trial."""
+    from ml.backtest.stats import deflated_sharpe_for_trials
+
+    return float(deflated_sharpe_for_trials(ok))
+
+
+def default_out(grid_path: str) -> str:
+    return str(Path("runs") / f"batch-{Path(grid_path).stem}")

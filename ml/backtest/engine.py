@@ -1,0 +1,186 @@
+"""`backtest(policy, data, config)`: one policy over one period, executed by the environment's own kernel."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.backtest.baselines import baseline
+from ml.backtest.metrics import compute_metrics
+from ml.backtest.policies import ResolvedPolicy, as_batch_actions, resolve_policy
+from ml.backtest.result import BacktestResult, CostBreakdown
+from ml.backtest.stats import bootstrap_sharpe_ci
+from ml.backtest.trades import extract_trades
+from ml.data.features import FeatureConfig
+from ml.data.splits import Span, walk_forward
+from ml.envs.config import EnvConfig
+from ml.envs.factory import prepared
+from ml.envs.market import MarketData, PreparedData
+from ml.envs.trading_env import TradingEnv
+from rlops.errors import RlopsError
+
+PERIODS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """What to run a policy on and how to score it.
+
+    `period` is train, validation or test (the dataset's date split), or `wf:K/N` for the K-th of N
+    walk-forward windows covering the validation and test span. `env` overrides environment settings on top of
+    the policy's own (a checkpoint brings the window and action interface it was trained with).
+    """
+
+    period: str = "test"
+    env: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # baseline parameters (e.g. fast/slow for ma_crossover)
+    seed: int = 0
+    risk_free: float = 0.0
+    periods_per_year: float | None = None  # default: from the bar frequency
+    benchmark: str = "buy_and_hold"
+    bootstrap_samples: int = 1000
+    confidence: float = 0.95
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_period(data: PreparedData, period: str) -> Span:
+    if period in PERIODS:
+        return data.split.part(period)
+    if period.startswith("wf:"):
+        try:
+            index, count = (int(x) for x in period[3:].split("/"))
+        except ValueError as exc:
+            raise RlopsError(f"walk-forward period must read wf:K/N (got '{period}')") from exc
+        if not 0 <= index < count:
+            raise RlopsError(f"walk-forward period {period}: K must be in [0, N)")
+        bars = data.panel.num_bars
+        span = bars - data.split.validation.start
+        if span // count < 1:
+            raise RlopsError(
+                f"period {period} is empty: {count} windows over the {span}-bar out-of-sample span leave no bars"
+            )
+        return walk_forward(bars, folds=count, test_size=span // count)[index].test
+    raise RlopsError(f"unknown split '{period}'; use train, validation, test or wf:K/N")
+
+
+def _env_config(policy: ResolvedPolicy, config: BacktestConfig) -> EnvConfig:
+    settings = {**policy.env_settings, **config.env}
+    return EnvConfig.from_dict(settings)
+
+
+def _features(policy: ResolvedPolicy) -> FeatureConfig:
+    values = dict(policy.feature_settings)
+    if "ma_windows" in values:
+        values["ma_windows"] = tuple(values["ma_windows"])
+    return FeatureConfig(**values)
+
+
+def run_env(env: TradingEnv, act: Any) -> pd.DataFrame:
+    """Run one full episode, feeding each observation (as a batch of one) to `act`; returns the fill log."""
+    obs, _ = env.reset(seed=0)
+    done = False
+    while not done:
+        actions = as_batch_actions(act(obs[None, :]), 1)
+        obs, _, terminated, truncated, _ = env.step(actions[0])
+        done = terminated or truncated
+    assert env.log is not None
+    return env.log.to_frame()
+
+
+def backtest(policy: Any, data: str = "sp500", config: BacktestConfig | None = None) -> BacktestResult:
+    """Backtest `policy` (checkpoint path, `baseline:NAME`, loaded policy, or callable) on dataset `data`."""
+    config = config or BacktestConfig()
+    resolved = resolve_policy(policy, config.params, config.seed)
+    env_config = _env_config(resolved, config)
+    prepared_data = prepared(data, _features(resolved))
+    span = resolve_period(prepared_data, config.period)
+    market = prepared_data.market(span, env_config.window)
+    env = TradingEnv(market, env_config, record=True)
+    if resolved.obs_dim is not None and resolved.obs_dim != env.sim.obs_size:
+        raise RlopsError(
+            f"policy '{resolved.name}' expects observations of size {resolved.obs_dim}, but dataset '{data}' with "
+            f"{market.num_assets} asset(s), {len(market.feature_names)} features and a {env_config.window}-bar "
+            f"window gives {env.sim.obs_size}"
+        )
+    log = run_env(env, resolved.build(env.sim))
+    bench = TradingEnv(market, replace(env_config, action_mode="discrete", levels=(0.0, 1.0)), record=True)
+    bench_log = run_env(bench, baseline(config.benchmark, bench.sim, config.seed))
+    return _assemble(resolved, data, config, env_config, market, log, bench_log, span)
+
+
+def _assemble(
+    policy: ResolvedPolicy,
+    data: str,
+    config: BacktestConfig,
+    env_config: EnvConfig,
+    market: MarketData,
+    log: pd.DataFrame,
+    bench_log: pd.DataFrame,
+    span: Span,
+) -> BacktestResult:
+    symbols = market.symbols
+    closes = pd.DataFrame(market.close[log["bar"].to_numpy()], index=log.index, columns=list(symbols))
+    opens = pd.DataFrame(market.open[log["bar"].to_numpy()], index=log.index, columns=list(symbols))
+    series = pd.DataFrame(index=log.index)
+    series["equity"] = log["equity"]
+    series["returns"] = log["equity"].pct_change().fillna(0.0)
+    series["benchmark_equity"] = bench_log["equity"].to_numpy()
+    series["cash"] = log["cash"]
+    for name in ("commission", "slippage", "borrow"):
+        series[name] = log[name]
+    shares = log[[f"shares_{s}" for s in symbols]].to_numpy()
+    fills = log[[f"fill_qty_{s}" for s in symbols]].to_numpy() * log[[f"fill_price_{s}" for s in symbols]].to_numpy()
+    series["traded_value"] = np.abs(fills).sum(axis=1)
+    series["gross_exposure"] = np.abs(shares * closes.to_numpy()).sum(axis=1)
+    for a, symbol in enumerate(symbols):
+        series[f"shares_{symbol}"] = shares[:, a]
+        series[f"weight_{symbol}"] = shares[:, a] * closes[symbol].to_numpy() / log["equity"].to_numpy()
+        log[f"mark_{symbol}"] = closes[symbol]
+    trades = extract_trades(log, symbols, opens, env_config.commission_bps / 1e4)
+    periods_per_year = config.periods_per_year or market.periods_per_year
+    returns = series["returns"].to_numpy()[1:]
+    benchmark = series["benchmark_equity"].pct_change().to_numpy()[1:]
+    metrics = compute_metrics(
+        returns,
+        periods_per_year,
+        risk_free=config.risk_free,
+        benchmark=benchmark,
+        positions=shares[1:],
+        traded_value=series["traded_value"].to_numpy()[1:],
+        gross_exposure=series["gross_exposure"].to_numpy()[:-1],
+        trade_pnl=trades.loc[~trades["open"], "pnl"].to_numpy(),
+    )
+    low, high = bootstrap_sharpe_ci(
+        returns,
+        periods_per_year,
+        config.risk_free,
+        samples=config.bootstrap_samples,
+        confidence=config.confidence,
+        seed=config.seed,
+    )
+    stamps = market.timestamps
+    return BacktestResult(
+        policy=policy.name,
+        policy_kind=policy.kind,
+        dataset=data,
+        period=config.period,
+        period_start=stamps[span.start].isoformat(),
+        period_end=stamps[span.stop - 1].isoformat(),
+        timeseries=series,
+        trades=trades,
+        metrics=metrics.as_dict(),
+        sharpe_ci=(low, high),
+        costs=CostBreakdown(
+            commission=float(series["commission"].sum()),
+            slippage=float(series["slippage"].sum()),
+            borrow=float(series["borrow"].sum()),
+        ),
+        config={"backtest": config.to_dict(), "env": env_config.to_dict(), "features": _features(policy).to_dict()},
+        dataset_fingerprint=market.fingerprint,
+        checkpoint_sha256=policy.checkpoint_sha256,
+    )

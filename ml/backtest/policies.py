@@ -1,0 +1,98 @@
+"""Everything `backtest` accepts as a policy, resolved to one shape: a batch function plus what it needs."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ml.backtest.baselines import BASELINES, PolicyFn, baseline
+from ml.data import storage
+from ml.envs.simulator import Simulator
+from rlops.errors import RlopsError
+
+BASELINE_PREFIX = "baseline:"
+
+
+@dataclass(frozen=True)
+class ResolvedPolicy:
+    """`build(sim)` returns the function that acts for that simulator's envs."""
+
+    name: str
+    kind: str  # baseline | checkpoint | policy | callable
+    build: Callable[[Simulator], PolicyFn]
+    obs_dim: int | None = None
+    env_settings: dict[str, Any] = field(default_factory=dict)  # the policy's own environment interface
+    feature_settings: dict[str, Any] = field(default_factory=dict)
+    checkpoint_sha256: str | None = None
+
+
+def _sha256(location: str) -> str:
+    return "sha256:" + hashlib.sha256(storage.read_bytes(location)).hexdigest()
+
+
+def _from_checkpoint(location: str) -> ResolvedPolicy:
+    from ml.agents.checkpoint import load_checkpoint
+    from ml.agents.policy import policy_from_checkpoint
+
+    path = location
+    if storage.is_s3(location):
+        import tempfile
+
+        local = Path(tempfile.mkdtemp(prefix="rlops-ckpt-")) / "checkpoint.pt"
+        local.write_bytes(storage.read_bytes(location))
+        path = str(local)
+    checkpoint = load_checkpoint(path)
+    source = checkpoint.env_source
+    if source.get("kind") != "trading":
+        raise RlopsError(
+            f"checkpoint {location} was trained on '{source.get('env_id', source.get('kind'))}', not the trading "
+            "environment; it cannot trade market data"
+        )
+    policy = policy_from_checkpoint(checkpoint)
+    return ResolvedPolicy(
+        name=Path(location).stem if not storage.is_s3(location) else location.rsplit("/", 1)[-1],
+        kind="checkpoint",
+        build=lambda sim: policy.act,
+        obs_dim=policy.spec.obs_dim,
+        env_settings=dict(source.get("env", {})),
+        feature_settings=dict(source.get("features", {})),
+        checkpoint_sha256=_sha256(path),
+    )
+
+
+def resolve_policy(policy: Any, params: dict[str, Any] | None = None, seed: int = 0) -> ResolvedPolicy:
+    """A checkpoint path (local or s3://), `baseline:NAME`, a loaded `Policy`, or any callable obs -> actions."""
+    params = dict(params or {})
+    if isinstance(policy, str | Path) and str(policy).startswith(BASELINE_PREFIX):
+        name = str(policy)[len(BASELINE_PREFIX) :]
+        if name not in BASELINES:
+            raise RlopsError(f"unknown baseline '{name}'; baselines: {', '.join(BASELINES)}")
+        return ResolvedPolicy(name=name, kind="baseline", build=lambda sim: baseline(name, sim, seed, params))
+    if isinstance(policy, str | Path):
+        return _from_checkpoint(str(policy))
+    act = getattr(policy, "act", None)
+    if callable(act):
+        spec = getattr(policy, "spec", None)
+        return ResolvedPolicy(
+            name=type(policy).__name__,
+            kind="policy",
+            build=lambda sim: act,
+            obs_dim=getattr(spec, "obs_dim", None),
+        )
+    if callable(policy):
+        function: PolicyFn = policy
+        return ResolvedPolicy(name=getattr(policy, "__name__", "callable"), kind="callable", build=lambda sim: function)
+    raise RlopsError(f"cannot backtest {type(policy).__name__}: pass a checkpoint path, 'baseline:NAME' or a callable")
+
+
+def as_batch_actions(actions: Any, num_envs: int) -> npt.NDArray[Any]:
+    array = np.asarray(actions)
+    if array.shape[:1] != (num_envs,):
+        raise RlopsError(f"policy returned actions of shape {array.shape} for a batch of {num_envs} observations")
+    return array
