@@ -176,6 +176,7 @@ class Validator:
         )  # fmt: skip
         if merged.exit_code != 0:
             conflicts = tuple(git.out("diff", "--name-only", "--diff-filter=U").split())
+            # The next validation starts with reset --hard, so an abort that fails leaves nothing behind.
             git.run("merge", "--abort", check=False)
             if not conflicts:
                 raise RlopsError(f"git merge of #{snapshot.number} failed: {_last_line(merged.stderr)}")
@@ -302,7 +303,9 @@ class _Suite:
             return _Scan(proc, None, f"no report (exit {proc.exit_code}): {_last_line(proc.stderr)}")
         if proc.exit_code not in (0, 1) or report.get("errors"):
             return _Scan(proc, None, f"bandit could not scan everything (exit {proc.exit_code})")
-        findings = frozenset(f"{r['test_id']}:{Path(r['filename']).as_posix().lstrip('./')}" for r in report["results"])
+        findings = frozenset(
+            f"{r['test_id']}:{Path(r['filename']).as_posix().removeprefix('./')}" for r in report["results"]
+        )
         return _Scan(proc, findings, "")
 
     def _checkov(self, program: Path, where: Path) -> _Scan:

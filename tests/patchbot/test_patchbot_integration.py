@@ -393,3 +393,30 @@ def test_github_app_auth_uses_a_narrowed_installation_token(project: Project) ->
     assert project.fake.comments[1][0]["user"]["login"] == BOT_LOGIN
     project.run(creds=Credentials(app_id="42", private_key=pem))
     assert len(project.fake.comments[1]) == 1
+
+
+def test_scanners_fail_only_on_findings_the_update_adds(project: Project, tmp_path: Path) -> None:
+    legacy = "import yaml\n\n\ndef load(text):\n    return yaml.load(text, Loader=yaml.Loader)\n"
+    project.commit("main", {"legacy.py": legacy}, "legacy loader (known bandit finding)")
+    project.fake.add_alert(1, "requests", "< 2.31.1", "2.31.1")
+    project.fake.add_alert(2, "urllib3", "< 1.26.18", "1.26.18")
+    project.bump_requests()
+    requirements = SEED_FILES["requirements.txt"].replace("urllib3==1.26.17", "urllib3==1.26.18")
+    project.pull(
+        2,
+        {"requirements.txt": requirements, "vendored.py": "def run(expr):\n    return eval(expr)\n"},
+        title="Bump urllib3 from 1.26.17 to 1.26.18",
+        message=dependabot_message("urllib3", "1.26.17", "1.26.18", "patch"),
+    )
+    scanners_only = tmp_path / "policy.yml"
+    scanners_only.write_text("suite: [bandit]\n")
+
+    result = project.run(apply=False, policy_file=scanners_only)
+
+    clean, dirty = result.results
+    assert clean.decision.code is DecisionCode.MERGE
+    assert clean.snapshot.validation is not None
+    assert clean.snapshot.validation.tools[0].detail == "no new findings"
+    assert dirty.decision.code is DecisionCode.SUITE_FAILED
+    assert "bandit failed: 1 new findings: B307:vendored.py" in dirty.decision.reason
+    assert project.fake.writes() == []
