@@ -45,6 +45,7 @@ PERCENT_METRICS = frozenset(
 )  # fmt: skip
 METRIC_NOTES = {
     "n_periods": "bars scored (the starting row excluded)",
+    "periods_per_year": "bars in a year, which annualises every figure",
     "total_return": "final equity over initial, minus one",
     "cagr": "compound annual growth rate",
     "annual_volatility": "standard deviation of bar returns, annualised",
@@ -73,6 +74,8 @@ METRIC_NOTES = {
 }
 
 STRATEGY_COLOR, BENCHMARK_COLOR = "#1f5fa8", "#9a9a9a"
+# Strategy lines sit above the benchmark's, which can coincide with them (buy-and-hold is its own benchmark).
+ABOVE = 3
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -179,10 +182,11 @@ def load_batch(location: str) -> Batch:
 
 
 def periods_per_year(result: BacktestResult) -> float:
-    """The configured figure when set, else bars per calendar year (252 for daily bars over a year or more)."""
-    configured = result.config.get("backtest", {}).get("periods_per_year")
-    if isinstance(configured, int | float) and configured > 0:
-        return float(configured)
+    """The figure the metrics used, else the configured one, else bars per calendar year (about 252 for daily bars)."""
+    candidates = (result.metrics.get("periods_per_year"), result.config.get("backtest", {}).get("periods_per_year"))
+    for configured in candidates:
+        if isinstance(configured, int | float) and math.isfinite(configured) and configured > 0:
+            return float(configured)
     index = _stamps(result.timeseries)
     years = (index[-1] - index[0]).total_seconds() / (365.25 * 86400)
     if years >= 0.5:
@@ -269,7 +273,7 @@ def chart_equity(result: BacktestResult, log: bool) -> bytes:
     ts = result.timeseries
 
     def draw(fig: Any, ax: Any) -> None:
-        ax.plot(ts.index, ts["equity"], color=STRATEGY_COLOR, lw=1.4, label=result.policy)
+        ax.plot(ts.index, ts["equity"], color=STRATEGY_COLOR, lw=1.4, label=result.policy, zorder=ABOVE)
         if _has_benchmark(ts):
             ax.plot(ts.index, ts["benchmark_equity"], color=BENCHMARK_COLOR, lw=1.2, label="benchmark")
         from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
@@ -324,7 +328,7 @@ def chart_rolling_sharpe(result: BacktestResult, ppy: float, window: int) -> byt
         return (roll.mean() / std.where(std > 0)) * math.sqrt(ppy)
 
     def draw(fig: Any, ax: Any) -> None:
-        ax.plot(sharpe(ts["returns"]), color=STRATEGY_COLOR, lw=1.2, label=result.policy)
+        ax.plot(sharpe(ts["returns"]), color=STRATEGY_COLOR, lw=1.2, label=result.policy, zorder=ABOVE)
         bench = _bench_returns(ts)
         if bench is not None:
             ax.plot(sharpe(bench), color=BENCHMARK_COLOR, lw=1.0, label="benchmark")
@@ -341,7 +345,7 @@ def chart_rolling_volatility(result: BacktestResult, ppy: float, window: int) ->
 
     def draw(fig: Any, ax: Any) -> None:
         ax.plot(ts["returns"].iloc[1:].rolling(window).std() * math.sqrt(ppy), color=STRATEGY_COLOR, lw=1.2,
-                label=result.policy)  # fmt: skip
+                label=result.policy, zorder=ABOVE)  # fmt: skip
         bench = _bench_returns(ts)
         if bench is not None:
             ax.plot(bench.iloc[1:].rolling(window).std() * math.sqrt(ppy), color=BENCHMARK_COLOR, lw=1.0,
