@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from ml.backtest.report import write_report
 from ml.backtest.result import BacktestResult, CostBreakdown
 from ml.backtest.trades import TRADE_COLUMNS
+from ml.data import storage
 
 SINGLE_SECTIONS = (
     "summary", "equity", "drawdown", "rolling", "heatmaps", "distribution", "positions", "turnover", "costs",
@@ -257,6 +259,40 @@ def test_batch_report_ranks_cells_explains_deflated_sharpe_and_shows_failures(tm
     assert "cells/0001/report.html" not in text
     leaderboard = text[text.index('id="leaderboard"') : text.index('id="comparison"')]
     assert leaderboard.index("baseline:p0") < leaderboard.index("baseline:p1") < leaderboard.index("runs/missing.pt")
+
+
+@pytest.fixture
+def bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for key, value in {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    storage._client.cache_clear()
+    boto3.client("s3").create_bucket(Bucket="reports")
+    yield "s3://reports"
+    storage._client.cache_clear()
+    server.stop()
+
+
+def test_report_of_an_s3_prefix_is_written_back_to_it(bucket: str) -> None:
+    from rlops.errors import RlopsError
+
+    prefix = f"{bucket}/backtests/one"
+    synthetic_result(bars=60).save(prefix)
+    assert write_report(prefix + "/") == f"{prefix}/report.html"
+    assert Page(storage.read_bytes(f"{prefix}/report.html").decode()).sections == list(SINGLE_SECTIONS)
+    assert storage.read_bytes(f"{prefix}/charts/monthly_returns.png").startswith(PNG_MAGIC)
+    with pytest.raises(RlopsError, match="holds neither a backtest result"):
+        write_report(f"{bucket}/backtests/none")
 
 
 # --------------------------------------------------------------------------------------------------------------------
