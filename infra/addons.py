@@ -33,7 +33,6 @@ class GitOpsSource:
 
 @dataclass(frozen=True)
 class AddonsArgs:
-    environment: str
     region: str
     cluster_name: str
     kubeconfig: pulumi.Input[str]
@@ -162,7 +161,9 @@ class Addons(pulumi.ComponentResource):
                         "nodeSelector": SYSTEM_POOL,
                     }
                 },
-                "grafana": {"enabled": args.environment != "prod"},
+                # The chart's Grafana ships with a well-known admin password; canary analysis needs only
+                # Prometheus, and dashboards can arrive through Argo CD with a managed secret.
+                "grafana": {"enabled": False},
             },
         )
         self.prometheus_url = PROMETHEUS_URL

@@ -225,6 +225,13 @@ def parse_stack_config(stack: str, region: str | None, read: Reader) -> StackCon
     if not gitops_path or ".." in gitops_path.split("/"):
         raise fail("gitopsPath", f"{gitops_path!r} must be a path inside the repository")
 
+    version = get("kubernetesVersion", str, "1.33")
+    if not re.fullmatch(r"1\.\d{2}", version):
+        raise fail("kubernetesVersion", f"{version!r} must be an EKS minor version such as 1.33")
+    gitops_url = get("gitopsRepoUrl", str, f"https://github.com/{github.repository}.git")
+    if not gitops_url.startswith("https://"):
+        raise fail("gitopsRepoUrl", f"{gitops_url!r} must be an https:// URL (Argo CD reads it anonymously)")
+
     return StackConfig(
         environment=env,
         region=region,
@@ -233,13 +240,13 @@ def parse_stack_config(stack: str, region: str | None, read: Reader) -> StackCon
         vpc_cidr=str(network),
         availability_zones=azs,
         nat_gateway_per_az=nat_per_az,
-        kubernetes_version=get("kubernetesVersion", str, "1.33"),
+        kubernetes_version=version,
         public_access_cidrs=public_cidrs,
         system_nodes=system,
         gpu_node_groups=gpu_groups,
         gpu_node_cap=gpu_cap,
         github=github,
-        gitops_repo_url=get("gitopsRepoUrl", str, f"https://github.com/{github.repository}.git"),
+        gitops_repo_url=gitops_url,
         gitops_revision=get("gitopsRevision", str, "main"),
         gitops_path=gitops_path,
         log_retention_days=retention,

@@ -99,7 +99,6 @@ def build(config: StackConfig) -> Environment:
         addons = Addons(
             prefix,
             AddonsArgs(
-                environment=config.environment,
                 region=config.region,
                 cluster_name=config.cluster_name,
                 kubeconfig=cluster.kubeconfig_json,

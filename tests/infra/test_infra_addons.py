@@ -20,7 +20,6 @@ def mocks() -> RecordingMocks:
         return Addons(
             "add",
             AddonsArgs(
-                environment="prod",
                 region="us-east-1",
                 cluster_name="rlops-prod-eks",
                 kubeconfig='{"kind": "Config"}',
@@ -85,6 +84,14 @@ def test_autoscaler_and_device_plugin_settings(mocks: RecordingMocks) -> None:
     assert autoscaler["rbac"]["serviceAccount"]["annotations"] == {IRSA_ANNOTATION: ROLES["cluster-autoscaler"]}
     plugin = _values(mocks, charts.NVIDIA_DEVICE_PLUGIN)
     assert plugin["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_prometheus_scrapes_every_monitor_and_grafana_stays_off(mocks: RecordingMocks) -> None:
+    values = _values(mocks, charts.KUBE_PROMETHEUS_STACK)
+    spec = values["prometheus"]["prometheusSpec"]
+    assert spec["serviceMonitorSelectorNilUsesHelmValues"] is False
+    assert spec["podMonitorSelectorNilUsesHelmValues"] is False
+    assert values["grafana"] == {"enabled": False}
 
 
 def test_root_application_points_at_gitops_and_self_heals(mocks: RecordingMocks) -> None:

@@ -126,6 +126,8 @@ INVALID = [
     ("dev", {"extraTags": {"owner": "someone"}}, "required tags"),
     ("dev", {"gitopsPath": "../elsewhere"}, "inside the repository"),
     ("dev", {"forceDestroyBuckets": "yes"}, "expected bool"),
+    ("dev", {"kubernetesVersion": "latest"}, "rlops:kubernetesVersion"),
+    ("dev", {"gitopsRepoUrl": "git@github.com:o/r.git"}, "https://"),
 ]
 
 
