@@ -89,7 +89,7 @@ def write_report(run_dir: str, cells: bool = False) -> str:
     """
     location = run_dir.rstrip("/") if storage.is_s3(run_dir) else run_dir
     if not storage.is_s3(location) and not Path(location).is_dir():
-        raise RlopsError(f"{run_dir}: no such folder")
+        raise RlopsError(f"{run_dir}: " + ("not a folder" if Path(location).exists() else "no such folder"))
     if storage.exists(storage.join(location, BATCH_SUMMARY)):
         return _write_batch(location, cells)
     if storage.exists(storage.join(location, SUMMARY)):
@@ -170,7 +170,10 @@ def load_batch(location: str) -> Batch:
     if missing:
         raise RlopsError(f"{board_at}: lacks column(s) {', '.join(missing)}")
     grid_at = storage.join(location, "grid.json")
-    grid = json.loads(storage.read_bytes(grid_at)) if storage.exists(grid_at) else None
+    try:
+        grid = json.loads(storage.read_bytes(grid_at)) if storage.exists(grid_at) else None
+    except json.JSONDecodeError as exc:
+        raise RlopsError(f"{grid_at}: not valid JSON ({exc})") from exc
     cell_dirs = tuple(
         int(i) for i in board["cell"] if storage.exists(storage.join(location, "cells", f"{int(i):04d}", SUMMARY))
     )
@@ -476,7 +479,8 @@ def chart_costs(result: BacktestResult) -> bytes:
             if name in ts.columns:
                 ax.plot(ts.index, ts[name].cumsum(), lw=1.2, color=color, label=name)
         _style(ax, "Cumulative costs (currency)")
-        ax.legend(loc="upper left", frameon=False)
+        if ax.get_lines():  # an empty legend is a matplotlib warning
+            ax.legend(loc="upper left", frameon=False)
 
     return _png(draw)
 
@@ -524,10 +528,10 @@ def fmt_number(value: object, percent: bool = False) -> str:
     return esc(value)
 
 
-def _img(name: str, png: bytes, alt: str, extra: str = "") -> str:
+def _img(name: str, png: bytes, alt: str) -> str:
     data = base64.b64encode(png).decode()
     return (
-        f'<img class="chart" data-chart="{esc(name)}" alt="{esc(alt)}" src="data:image/png;base64,{data}"{extra}>'
+        f'<img class="chart" data-chart="{esc(name)}" alt="{esc(alt)}" src="data:image/png;base64,{data}">'
         f'<p class="png"><a href="{CHARTS}/{esc(name)}.png">{esc(name)}.png</a></p>'
     )
 
@@ -596,7 +600,7 @@ def trades_table(trades: pd.DataFrame) -> str:
             value = record[column]
             if isinstance(value, pd.Timestamp):
                 row.append(esc(value.isoformat()))
-            elif value is None or (isinstance(value, float) and math.isnan(value)):
+            elif value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
                 row.append("–")
             else:
                 row.append(fmt_number(value, percent=column in percent))

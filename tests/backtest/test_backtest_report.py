@@ -65,9 +65,9 @@ def synthetic_result(seed: int = 7, bars: int = 620, policy: str = f"ma {HOSTILE
     )
     trades = pd.DataFrame(
         [
-            ["AAA", 1.0, index[bars // 60], index[bars // 7], 500.0, 101.0, 109.5, 25.0, 10.0, 4215.0, 0.083, False],
-            ["B&B", -1.0, index[bars // 15], index[bars // 3], 300.0, 98.0, 91.0, 15.0, 6.0, 2079.0, 0.071, False],
-            ["AAA", 1.0, index[bars // 2], pd.NaT, 450.0, 120.0, 131.0, 27.0, 11.0, 4912.0, 0.091, True],
+            ["AAA", "long", index[bars // 60], index[bars // 7], 500.0, 101.0, 109.5, 25.0, 10.0, 4215.0, 0.083, False],
+            ["B&B", "short", index[bars // 15], index[bars // 3], 300.0, 98.0, 91.0, 15.0, 6.0, 2079.0, 0.071, False],
+            ["AAA", "long", index[bars // 2], pd.NaT, 450.0, 120.0, 131.0, 27.0, 11.0, 4912.0, 0.091, True],
         ],
         columns=TRADE_COLUMNS,
     )
@@ -317,12 +317,15 @@ def test_rlops_report_on_a_missing_folder_is_one_line_and_exit_1(tmp_path: Path)
         ("nothing", "holds neither a backtest result (result.json) nor a batch (batch.json)"),
         ("json", "result.json is not valid JSON"),
         ("parquet", "cannot read the backtest result"),
+        ("batch", "batch.json: not a batch summary"),
     ],
 )
 def test_write_report_names_what_is_wrong_with_a_run_dir(tmp_path: Path, damage: str, message: str) -> None:
     from rlops.errors import RlopsError
 
-    if damage != "nothing":
+    if damage == "batch":
+        (tmp_path / "batch.json").write_text('{"metric": "sharpe"}')
+    elif damage != "nothing":
         synthetic_result(bars=40).save(str(tmp_path))
         name = "result.json" if damage == "json" else "timeseries.parquet"
         (tmp_path / name).write_bytes(b"{ not what it should be")
