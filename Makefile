@@ -11,7 +11,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 export RAY_AUTH_MODE ?= disabled
 export PYTHONHASHSEED := 0
 
-.PHONY: setup demo test lint typecheck pytest memory lock bench-env clean help
+.PHONY: setup demo test lint typecheck pytest memory lock bench-env bench-backtest clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -68,3 +68,6 @@ clean:
 .PHONY: bench-agents
 bench-agents: setup  ## PPO/A3C throughput and returns against Stable-Baselines3 PPO (CartPole, trading env)
 	$(PY) benchmarks/agents_vs_sb3.py
+
+bench-backtest: setup  ## batched backtest throughput and metrics speed against quantstats
+	PYTHONPATH=. $(PY) benchmarks/backtest_throughput.py

@@ -1,0 +1,50 @@
+"""The stacked sweep gives the same actions and equity as backtesting each policy on its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml.agents.policy import load_policy
+from ml.backtest.vectorized import StackedPolicy, sweep
+from ml.envs import EnvConfig, EnvSpec, TradingEnv
+from rlops.errors import RlopsError
+from tests.builders import random_policy_checkpoints
+
+CONFIG = EnvConfig(window=8)
+
+
+def test_sweep_equals_one_policy_at_a_time(tmp_path: Path) -> None:
+    markets = [EnvSpec(dataset=name, period="validation", env=CONFIG).market() for name in ("sp500", "nasdaq")]
+    obs_dim = TradingEnv(markets[0], CONFIG).sim.obs_size
+    paths = random_policy_checkpoints(tmp_path, obs_dim, len(CONFIG.levels), 3, CONFIG.to_dict())
+    policies = [load_policy(p) for p in paths]
+    obs = np.random.default_rng(0).normal(size=(3, 5, obs_dim)).astype(np.float32)
+    stacked = StackedPolicy(policies).act(obs)
+    for p, policy in enumerate(policies):
+        np.testing.assert_array_equal(stacked[p], policy.act(obs[p]))
+    result = sweep(policies, markets, CONFIG)
+    assert result.decisions == 3 * 2 * markets[0].decision_bars
+    for p, policy in enumerate(policies):
+        for m, market in enumerate(markets):
+            env = TradingEnv(market, CONFIG)
+            observation, _ = env.reset(seed=0)
+            equity = [CONFIG.initial_cash]
+            done = False
+            while not done:
+                observation, _, terminated, truncated, info = env.step(int(policy.act(observation[None])[0]))
+                equity.append(info["equity"])
+                done = terminated or truncated
+            np.testing.assert_array_equal(result.equity[p, m], np.asarray(equity))
+
+
+def test_mismatched_policies_are_refused(tmp_path: Path) -> None:
+    small = random_policy_checkpoints(tmp_path / "a", 10, 3, 1, {})
+    large = random_policy_checkpoints(tmp_path / "b", 12, 3, 1, {})
+    with pytest.raises(RlopsError, match="must share observation and action spaces"):
+        StackedPolicy([load_policy(small[0]), load_policy(large[0])])
+    market = EnvSpec(dataset="sp500", period="validation", env=CONFIG).market()
+    with pytest.raises(RlopsError, match="policies expect observations of size 10"):
+        sweep([load_policy(small[0])], [market], CONFIG)
