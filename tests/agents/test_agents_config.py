@@ -59,3 +59,15 @@ def test_derived_sizes() -> None:
     assert config.rollout_size == 256
     assert config.num_minibatches == 4
     assert config.num_iterations == 4  # rounded up to whole rollouts
+
+
+def test_device_resolution() -> None:
+    import torch
+
+    from ml.agents.device import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RlopsError, match="CUDA is not available"):
+            resolve_device("cuda")
