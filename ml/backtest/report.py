@@ -221,7 +221,10 @@ def yearly_returns(returns: pd.Series) -> pd.Series:
 
 
 def monthly_table(returns: pd.Series) -> pd.DataFrame:
-    """Compounded return per calendar month (UTC): a row per year, a column per month (1-12), NaN where no bars."""
+    """Compounded return per calendar month (UTC): a row per year, a column per month (1-12), NaN where no bars.
+
+    `returns` are bar returns, without the starting row (see `yearly_table`).
+    """
     index = _stamps(returns)
     monthly = (1.0 + returns.set_axis(index)).groupby([index.year, index.month]).prod() - 1.0
     return monthly.unstack().reindex(columns=range(1, 13))
@@ -379,7 +382,7 @@ def _heatmap(ax: Any, values: np.ndarray, rows: Sequence[str], columns: Sequence
 
 
 def chart_monthly(result: BacktestResult) -> bytes:
-    table = monthly_table(result.timeseries["returns"])
+    table = monthly_table(result.timeseries["returns"].iloc[1:])
     months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     def draw(fig: Any, ax: Any) -> None:
@@ -389,13 +392,19 @@ def chart_monthly(result: BacktestResult) -> bytes:
     return _png(draw, (10.0, max(1.6, 0.45 * len(table) + 1.0)))
 
 
-def chart_yearly(result: BacktestResult) -> bytes:
+def yearly_table(result: BacktestResult) -> pd.DataFrame:
+    """A row for the strategy (and the benchmark), a column per calendar year its bars touch."""
     ts = result.timeseries
-    rows = {result.policy: yearly_returns(ts["returns"])}
+    # The first row is the starting point, not a bar: left in, a run starting on Dec 31 would show an empty year.
+    rows = {result.policy: yearly_returns(ts["returns"].iloc[1:])}
     bench = _bench_returns(ts)
     if bench is not None:
-        rows["benchmark"] = yearly_returns(bench)
-    frame = pd.DataFrame(rows).T
+        rows["benchmark"] = yearly_returns(bench.iloc[1:])
+    return pd.DataFrame(rows).T
+
+
+def chart_yearly(result: BacktestResult) -> bytes:
+    frame = yearly_table(result)
 
     def draw(fig: Any, ax: Any) -> None:
         _heatmap(ax, frame.to_numpy(dtype=float), list(frame.index), [str(y) for y in frame.columns])
@@ -783,7 +792,8 @@ def leaderboard_table(batch: Batch, reports: set[int]) -> str:
             else:
                 row.append(esc(value))
         if has_ci:
-            row.append(f"[{fmt_number(record['sharpe_ci_low'])}, {fmt_number(record['sharpe_ci_high'])}]")
+            ci = f"[{fmt_number(record['sharpe_ci_low'])}, {fmt_number(record['sharpe_ci_high'])}]"
+            row.append(ci if record["status"] == "ok" else "")
         row.append(esc(record["error"]) if record["status"] != "ok" else "")
         row.append(_cell_link(batch, int(record["cell"]), reports))
         rows.append(row)

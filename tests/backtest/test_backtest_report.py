@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -156,10 +157,10 @@ def test_single_report_shows_metrics_ci_config_hashes_and_trades_escaped(single:
 
 
 def test_monthly_and_yearly_returns_compound_the_bars() -> None:
-    from ml.backtest.report import monthly_table, yearly_returns
+    from ml.backtest.report import monthly_table, yearly_returns, yearly_table
 
     result = synthetic_result()
-    returns = result.returns
+    returns = result.returns.iloc[1:]
     table = monthly_table(returns)
     january = returns[(returns.index.year == 2016) & (returns.index.month == 1)]
     assert table.loc[2016, 1] == pytest.approx(np.prod(1 + january.to_numpy()) - 1, rel=1e-12)
@@ -167,6 +168,12 @@ def test_monthly_and_yearly_returns_compound_the_bars() -> None:
     total = np.prod(1 + years.to_numpy()) - 1
     assert total == pytest.approx(result.equity.iloc[-1] / result.equity.iloc[0] - 1, rel=1e-9)
     assert table.shape[1] == 12 and np.isnan(table.loc[2018, 12])
+    # A run whose starting row falls on Dec 31 (as sp500's test split does) has no bar in that year.
+    ts = result.timeseries
+    shifted = dataclasses.replace(result, timeseries=ts.set_axis(ts.index.shift(-2, freq="B")))
+    assert shifted.timeseries.index[0].isoformat().startswith("2015-12-31")
+    years = yearly_table(shifted)
+    assert list(years.columns) == [2016, 2017, 2018] and list(years.index) == [result.policy, "benchmark"]
 
 
 # --------------------------------------------------------------------------------------------------------------------
