@@ -19,9 +19,9 @@ from torch import Tensor, nn
 
 from ml.agents.normalization import OBS_CLIP
 from ml.agents.policy import Policy
-from ml.envs.batched import BatchedTradingEnv
 from ml.envs.config import EnvConfig
-from ml.envs.market import MarketData
+from ml.envs.execution import observe_markets_kernel, pack_params, step_markets_kernel
+from ml.envs.market import MarketData, check_fits, observation_size
 from rlops.errors import RlopsError
 
 _NORM_EPS = 1e-8  # the epsilon RunningMeanStd.normalize adds to the variance
@@ -96,33 +96,61 @@ class SweepResult:
 
 
 def sweep(policies: Sequence[Policy], markets: Sequence[MarketData], config: EnvConfig) -> SweepResult:
-    """Every policy on every market over each market's whole period, all markets stepped bar by bar together."""
+    """Every policy on every market over each market's whole period, all markets stepped bar by bar together.
+
+    Markets must share their time axis and decision range (e.g. single-asset slices of one panel); each bar is
+    one stacked forward pass and one compiled call that steps every (market, policy) account.
+    """
     if not markets:
         raise RlopsError("sweep needs at least one market")
     stacked = StackedPolicy(policies)
-    envs = [BatchedTradingEnv(market, config, num_envs=len(policies)) for market in markets]
-    lengths = {env.market.decision_bars for env in envs}
-    if len(lengths) != 1:
-        raise RlopsError(f"sweep markets must have the same number of decision bars (got {sorted(lengths)})")
-    steps = lengths.pop()
-    if envs[0].sim.obs_size != stacked.spec.obs_dim:
-        raise RlopsError(
-            f"policies expect observations of size {stacked.spec.obs_dim}, the markets give {envs[0].sim.obs_size}"
-        )
-    equity = np.empty((len(policies), len(markets), steps + 1))
-    obs = np.stack([env.reset(seed=0)[0] for env in envs], axis=1)  # (P, M, D)
+    first = markets[0]
+
+    def layout(m: MarketData) -> tuple[int, int, int, int]:
+        return m.first_decision, m.last_bar, len(m.timestamps), m.num_assets
+
+    if any(layout(m) != layout(first) for m in markets):
+        raise RlopsError("sweep markets must share their bars, decision range and number of assets")
+    obs_size = observation_size(first, config)
+    if obs_size != stacked.spec.obs_dim:
+        raise RlopsError(f"policies expect observations of size {stacked.spec.obs_dim}, the markets give {obs_size}")
+    check_fits(first, config)
+    num_markets, num_policies, assets = len(markets), len(policies), first.num_assets
+    opens, closes, volumes, features = (
+        np.ascontiguousarray(np.stack([getattr(m, name) for m in markets]))
+        for name in ("open", "close", "volume", "features")
+    )
+    params = pack_params(config, first.periods_per_year)
+    levels = np.asarray(config.levels, dtype=np.float64)
+    shape = (num_markets, num_policies)
+    t = np.full(shape, first.first_decision, dtype=np.int64)
+    end = np.full(shape, first.last_bar, dtype=np.int64)
+    cash, equity_now = np.full(shape, config.initial_cash), np.full(shape, config.initial_cash)
+    shares, basis = np.zeros((*shape, assets)), np.zeros((*shape, assets))
+    dsr_a, dsr_b, rewards = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    terminated, truncated = np.zeros(shape, dtype=np.bool_), np.zeros(shape, dtype=np.bool_)
+    fills, costs = np.zeros((*shape, assets, 3)), np.zeros((*shape, 3))
+    rows = np.arange(num_policies, dtype=np.int64)
+    alive = np.ones(shape, dtype=np.bool_)
+    obs = np.empty((num_markets, num_policies, obs_size), dtype=np.float32)
+    steps = first.decision_bars
+    equity = np.empty((num_policies, num_markets, steps + 1))
     equity[:, :, 0] = config.initial_cash
     threads = torch.get_num_threads()
     # The matrices are small: one thread avoids cross-core synchronisation that costs more than it saves.
     torch.set_num_threads(1)
     try:
-        for t in range(1, steps + 1):
-            actions = stacked.act(obs)
-            for m, env in enumerate(envs):
-                step_obs, _, _, _, info = env.step(actions[:, m])
-                obs[:, m] = step_obs
-                # On the last bar the envs auto-reset; the equity they ended with is in the info.
-                equity[:, m, t] = info.get("final_equity", env.sim.state.equity)
+        for step in range(1, steps + 1):
+            observe_markets_kernel(features, config.window, closes, t, cash, shares, basis, equity_now, rows, obs)
+            actions = stacked.act(obs.transpose(1, 0, 2))  # (P, M) or (P, M, A)
+            weights = actions.reshape(num_policies, num_markets, assets).transpose(1, 0, 2).astype(np.float64)
+            step_markets_kernel(
+                np.ascontiguousarray(weights), levels, params, opens, closes, volumes, t, end, cash, shares, basis,
+                equity_now, dsr_a, dsr_b, rewards, terminated, truncated, fills, costs,
+            )  # fmt: skip
+            # A ruined account (equity <= 0) ends there; the kernel keeps stepping it in lockstep, unread.
+            equity[:, :, step] = np.where(alive, equity_now, equity[:, :, step - 1].T).T
+            alive &= ~terminated
     finally:
         torch.set_num_threads(threads)
-    return SweepResult(equity, decisions=len(policies) * len(markets) * steps)
+    return SweepResult(equity, decisions=num_policies * num_markets * steps)

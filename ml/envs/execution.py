@@ -278,3 +278,56 @@ def observe_kernel(
             k += 1
         out[i, k] = min(max(cash[i] * scale, -OBS_CLIP), OBS_CLIP)
         out[i, k + 1] = min(max(unrealised * scale, -OBS_CLIP), OBS_CLIP)
+
+
+@jit
+def step_markets_kernel(
+    actions: npt.NDArray[np.float64],
+    levels: FloatArray,
+    params: FloatArray,
+    open_: npt.NDArray[np.float64],
+    close: npt.NDArray[np.float64],
+    volume: npt.NDArray[np.float64],
+    t: npt.NDArray[np.int64],
+    end: npt.NDArray[np.int64],
+    cash: FloatArray,
+    shares: npt.NDArray[np.float64],
+    basis: npt.NDArray[np.float64],
+    equity: FloatArray,
+    dsr_a: FloatArray,
+    dsr_b: FloatArray,
+    rewards: FloatArray,
+    terminated: npt.NDArray[np.bool_],
+    truncated: npt.NDArray[np.bool_],
+    fills: npt.NDArray[np.float64],
+    costs: npt.NDArray[np.float64],
+) -> None:
+    """`step_kernel` for several markets of equal length at once: every array gains a leading market axis.
+
+    `fills` (markets, envs, assets, 3) receives quantities, prices and targets; `costs` (markets, envs, 3)
+    commission, slippage and borrow.
+    """
+    for m in range(open_.shape[0]):
+        step_kernel(
+            actions[m], levels, params, open_[m], close[m], volume[m], t[m], end[m], cash[m], shares[m],
+            basis[m], equity[m], dsr_a[m], dsr_b[m], rewards[m], terminated[m], truncated[m],
+            fills[m, :, :, 0], fills[m, :, :, 1], costs[m, :, 0], costs[m, :, 1], costs[m, :, 2], fills[m, :, :, 2],
+        )  # fmt: skip
+
+
+@jit
+def observe_markets_kernel(
+    features: npt.NDArray[np.float64],
+    window: int,
+    close: npt.NDArray[np.float64],
+    t: npt.NDArray[np.int64],
+    cash: FloatArray,
+    shares: npt.NDArray[np.float64],
+    basis: npt.NDArray[np.float64],
+    equity: FloatArray,
+    rows: IntArray,
+    out: npt.NDArray[np.float32],
+) -> None:
+    """`observe_kernel` for several markets of equal length at once (leading market axis everywhere)."""
+    for m in range(features.shape[0]):
+        observe_kernel(features[m], window, close[m], t[m], cash[m], shares[m], basis[m], equity[m], rows, out[m])
