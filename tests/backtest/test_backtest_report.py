@@ -161,19 +161,19 @@ def test_monthly_and_yearly_returns_compound_the_bars() -> None:
 
     result = synthetic_result()
     returns = result.returns.iloc[1:]
+    stamps = pd.DatetimeIndex(returns.index)
     table = monthly_table(returns)
-    january = returns[(returns.index.year == 2016) & (returns.index.month == 1)]
+    january = returns[(stamps.year == 2016) & (stamps.month == 1)]
     assert table.loc[2016, 1] == pytest.approx(np.prod(1 + january.to_numpy()) - 1, rel=1e-12)
-    years = yearly_returns(returns)
-    total = np.prod(1 + years.to_numpy()) - 1
+    total = np.prod(1 + yearly_returns(returns).to_numpy()) - 1
     assert total == pytest.approx(result.equity.iloc[-1] / result.equity.iloc[0] - 1, rel=1e-9)
-    assert table.shape[1] == 12 and np.isnan(table.loc[2018, 12])
+    assert table.shape[1] == 12 and bool(np.isnan(table.to_numpy()[-1, -1]))
     # A run whose starting row falls on Dec 31 (as sp500's test split does) has no bar in that year.
     ts = result.timeseries
-    shifted = dataclasses.replace(result, timeseries=ts.set_axis(ts.index.shift(-2, freq="B")))
-    assert shifted.timeseries.index[0].isoformat().startswith("2015-12-31")
+    shifted = dataclasses.replace(result, timeseries=ts.set_axis(pd.DatetimeIndex(ts.index).shift(-2, freq="B")))
+    assert str(shifted.timeseries.index[0]).startswith("2015-12-31")
     years = yearly_table(shifted)
-    assert list(years.columns) == [2016, 2017, 2018] and list(years.index) == [result.policy, "benchmark"]
+    assert [int(y) for y in years.columns] == [2016, 2017, 2018] and list(years.index) == [result.policy, "benchmark"]
 
 
 # --------------------------------------------------------------------------------------------------------------------
