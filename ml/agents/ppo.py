@@ -263,8 +263,14 @@ class PPOTrainer:
         self.episodes = int(ckpt.trainer_state.get("episodes", 0))
         if ckpt.env_state is not None:
             # Our own run's checkpoint, resumed on request: the pickled envs continue exactly where they were.
+            restored: VecEnvAdapter = pickle.loads(ckpt.env_state)  # noqa: S301
+            if restored.num_envs != self.config.num_envs:
+                raise RlopsError(
+                    f"checkpoint holds {restored.num_envs} environments; num_envs={self.config.num_envs} cannot "
+                    "resume it exactly (keep num_envs when resuming)"
+                )
             self.env.close()
-            self.env = pickle.loads(ckpt.env_state)  # noqa: S301
+            self.env = restored
         else:
             self.env.reset(seed=self.config.seed + self.iteration)
 
