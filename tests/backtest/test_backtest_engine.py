@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import boto3
 import numpy as np
 import pandas as pd
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ml.backtest.engine import BacktestConfig, backtest
 from ml.backtest.result import BacktestResult
 from ml.backtest.trades import extract_trades
-from ml.data import storage
 from ml.envs import EnvSpec
 from rlops.errors import RlopsError
 
@@ -114,22 +111,8 @@ def test_result_round_trips_through_a_folder(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def s3_prefix(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for key, value in {
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    storage._client.cache_clear()
-    boto3.client("s3").create_bucket(Bucket="results")
-    yield "s3://results/backtests/one"
-    storage._client.cache_clear()
-    server.stop()
+def s3_prefix(s3_bucket_factory: Callable[[str], str]) -> str:
+    return s3_bucket_factory("results") + "/backtests/one"
 
 
 def test_result_round_trips_through_s3(s3_prefix: str) -> None:

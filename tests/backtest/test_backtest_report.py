@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -269,25 +269,8 @@ def test_batch_report_ranks_cells_explains_deflated_sharpe_and_shows_failures(tm
 
 
 @pytest.fixture
-def bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for key, value in {
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    storage._client.cache_clear()
-    boto3.client("s3").create_bucket(Bucket="reports")
-    yield "s3://reports"
-    storage._client.cache_clear()
-    server.stop()
+def bucket(s3_bucket_factory: Callable[[str], str]) -> str:
+    return s3_bucket_factory("reports")
 
 
 def test_report_of_an_s3_prefix_is_written_back_to_it(bucket: str) -> None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import boto3
 import pandas as pd
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ml.data import fingerprint, load_bars, resolve_dataset, storage
 from ml.data.store import ingest, read_manifest
@@ -65,19 +63,8 @@ def test_fingerprint_ignores_file_format_and_column_order(tmp_path: Path) -> Non
 
 
 @pytest.fixture
-def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    storage._client.cache_clear()
-    boto3.client("s3").create_bucket(Bucket="market-data")
-    yield "market-data"
-    storage._client.cache_clear()
-    server.stop()
+def s3_bucket(s3_bucket_factory: Callable[[str], str]) -> str:
+    return s3_bucket_factory("market-data").removeprefix("s3://")
 
 
 def test_ingest_to_and_load_from_s3(tmp_path: Path, raw_files: list[str], s3_bucket: str) -> None:
