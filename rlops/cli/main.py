@@ -7,7 +7,18 @@ import sys
 import typer
 from rich.console import Console
 
-from rlops.cli import backtest_cmd, data_cmd, demo_cmd, memory_cmd, patchbot_cmd, report_cmd, serve_cmd, train_cmd
+from rlops.cli import (
+    backtest_cmd,
+    data_cmd,
+    demo_cmd,
+    memory_cmd,
+    patchbot_cmd,
+    pipeline_cmd,
+    report_cmd,
+    serve_cmd,
+    train_cmd,
+    tune_cmd,
+)
 from rlops.errors import RlopsError
 
 app = typer.Typer(
@@ -21,10 +32,12 @@ app.add_typer(backtest_cmd.app, name="backtest")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(patchbot_cmd.app, name="patchbot")
+app.add_typer(pipeline_cmd.app, name="pipeline")
 app.command("demo")(demo_cmd.demo)
 app.command("train")(train_cmd.train)
 app.command("serve")(serve_cmd.serve)
 app.command("report")(report_cmd.report)
+app.command("tune")(tune_cmd.tune)
 
 
 def run() -> None:

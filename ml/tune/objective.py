@@ -1,0 +1,94 @@
+"""The out-of-sample objective: markets built once in the driver, scored inside the trials.
+
+The driver prepares the training market and the validation windows (the whole validation split, or K
+consecutive windows of it for walk-forward scoring) and hands them to every trial with
+``tune.with_parameters``: trials neither load the dataset nor can reach the test split, which no code here
+ever asks for.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ml.agents.env_sources import MarketSource, trading_source
+from ml.data.splits import Span
+from ml.envs.config import EnvConfig
+from ml.envs.market import MarketData
+from rlops.errors import RlopsError
+
+# A policy whose metric is undefined (NaN) must rank below every real score without breaking the schedulers.
+WORST = 1e9
+# The Sharpe interval is not part of the objective; the engine wants at least this many resamples.
+_BOOTSTRAP_SAMPLES = 10
+
+
+@dataclass(frozen=True)
+class ValidationWindow:
+    label: str
+    span: Span
+    market: MarketData
+
+
+@dataclass(frozen=True)
+class Payload:
+    """What every trial needs, put in Ray's object store once."""
+
+    source: MarketSource
+    windows: tuple[ValidationWindow, ...]
+    dataset: str
+    metric: str
+    mode: str
+
+
+def validation_windows(dataset: str, source: MarketSource, folds: int) -> tuple[ValidationWindow, ...]:
+    from ml.data.features import FeatureConfig
+    from ml.envs.factory import prepared
+
+    features = dict(source.description.get("features", {}))
+    if "ma_windows" in features:
+        features["ma_windows"] = tuple(features["ma_windows"])
+    data = prepared(dataset, FeatureConfig(**features))
+    validation = data.split.part("validation")
+    window = source.env_config.window
+    if folds == 1:
+        return (ValidationWindow("validation", validation, data.market(validation, window)),)
+    size = len(validation) // folds
+    if size < 2:
+        raise RlopsError(f"--folds {folds} leaves fewer than 2 bars per window of the {len(validation)}-bar validation")
+    spans = [Span(validation.start + k * size, validation.start + (k + 1) * size) for k in range(folds)]
+    return tuple(ValidationWindow(f"validation-wf:{k}/{folds}", s, data.market(s, window)) for k, s in enumerate(spans))
+
+
+def build_payload(dataset: str, env: dict[str, Any], folds: int, metric: str, mode: str) -> Payload:
+    source = trading_source(dataset, "train", env)
+    return Payload(source, validation_windows(dataset, source, folds), dataset, metric, mode)
+
+
+def score(policy: Any, payload: Payload) -> tuple[float, dict[str, float]]:
+    """The mean of the metric over the validation windows, and each window's full metric set (prefixed)."""
+    from ml.backtest.baselines import baseline
+    from ml.backtest.engine import BacktestConfig, _assemble, run_env
+    from ml.backtest.policies import resolve_policy
+    from ml.envs.trading_env import TradingEnv
+
+    resolved = resolve_policy(policy)
+    env_config: EnvConfig = payload.source.env_config
+    values: list[float] = []
+    details: dict[str, float] = {}
+    for window in payload.windows:
+        env = TradingEnv(window.market, env_config, record=True)
+        log = run_env(env, resolved.build(env.sim))
+        bench = TradingEnv(window.market, replace(env_config, action_mode="discrete", levels=(0.0, 1.0)), record=True)
+        bench_log = run_env(bench, baseline("buy_and_hold", bench.sim, 0))
+        config = BacktestConfig(period=window.label, bootstrap_samples=_BOOTSTRAP_SAMPLES)
+        # The engine's own assembly, so a trial's score is the number `rlops backtest` prints for that window.
+        result = _assemble(resolved, payload.dataset, config, env_config, window.market, log, bench_log, window.span)
+        values.append(float(result.metrics[payload.metric]))
+        if len(payload.windows) > 1:
+            details[f"{payload.metric}_{window.label}"] = values[-1]
+    mean = sum(values) / len(values)
+    if not math.isfinite(mean):
+        mean = -WORST if payload.mode == "max" else WORST
+    return mean, details
