@@ -283,7 +283,6 @@ def train_ppo(
     show_progress: bool = False,
 ) -> TrainResult:
     """Train until ``total_timesteps``, logging every iteration and writing checkpoints under ``run_dir``."""
-    start = time.perf_counter()
     env = VecEnvAdapter(source.make_vec_env(config.num_envs), source.name)
     trainer = PPOTrainer(config, env, resume)
     start_step = trainer.global_step
@@ -291,6 +290,7 @@ def train_ppo(
     final_path: Path | None = None
     try:
         with RunLogger(run_dir, config.total_timesteps, show_progress, trainer.global_step) as logger:
+            start = time.perf_counter()
             while not trainer.done:
                 logger.log(trainer.iterate())
                 interval = config.checkpoint_interval
@@ -299,11 +299,11 @@ def train_ppo(
                         trainer.checkpoint(source), run_dir / "checkpoints" / f"step_{trainer.global_step}.pt"
                     )
                     last_saved = trainer.global_step
+            wall_time = time.perf_counter() - start
             if run_dir is not None:
                 final_path = save_checkpoint(trainer.checkpoint(source), run_dir / "checkpoints" / "final.pt")
     finally:
         trainer.env.close()
-    wall_time = time.perf_counter() - start
     evaluation = None
     if config.eval_episodes > 0:
         evaluation = evaluate(trainer.policy(), source.make_env, config.eval_episodes, seed=config.seed + 10_000)

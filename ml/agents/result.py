@@ -17,7 +17,8 @@ class TrainResult:
     """Mean undiscounted return of the last (up to 100) training episodes."""
     episodes: int
     wall_time_s: float
-    """Training time, evaluation excluded."""
+    """Training time: the PPO training loop (setup and final evaluation excluded); for A3C from starting the
+    workers to joining them."""
     checkpoint: Path | None
     evaluation: EvalResult | None = None
     first_step_at_target: int | None = None
