@@ -170,7 +170,7 @@ def test_auth_off_needs_no_token(discrete_server: RunningServer) -> None:
 BAD_BODIES: list[tuple[str, Any, int, str, str]] = [
     ("short row", {"observations": [[0.1, 0.2, 0.3, 0.4], [0.1, 0.2]]}, 422, "observations[1]", "expects 4"),
     ("long row", {"observations": [[0.1] * 5]}, 422, "observations[0]", "has 5 values"),
-    ("flat list", {"observations": [0.1, 0.2, 0.3, 0.4]}, 422, "observations[0]", "valid list"),
+    ("flat list", {"observations": [0.1, 0.2, 0.3, 0.4]}, 422, "observations[0]", "valid array"),
     ("3-d", {"observations": [[[0.1] * 4]]}, 422, "observations[0][0]", "valid number"),
     ("string", {"observations": [[0.1, "0.2", 0.3, 0.4]]}, 422, "observations[0][1]", "valid number"),
     ("boolean", {"observations": [[0.1, True, 0.3, 0.4]]}, 422, "observations[0][1]", "valid number"),
@@ -221,6 +221,16 @@ def test_malformed_json_gets_400(discrete_server: RunningServer, raw: bytes) -> 
         assert body["error"] == "malformed_json"
         assert body["message"].startswith("request body is not valid JSON")
         assert act(client, [[0.0] * 4]).status_code == 200
+
+
+def test_a_body_that_is_not_declared_json_gets_415(discrete_server: RunningServer) -> None:
+    with discrete_server.client() as client:
+        raw = json.dumps({"observations": [[0.0] * 4]})
+        response = client.post("/v1/act", content=raw, headers={"content-type": "text/plain"})
+        assert response.status_code == 415
+        assert response.json()["fields"][0]["field"] == "Content-Type"
+        typed = client.post("/v1/act", content=raw, headers={"content-type": "application/json; charset=utf-8"})
+        assert typed.status_code == 200
 
 
 def test_too_many_observations_in_one_request(checkpoints: Checkpoints) -> None:
