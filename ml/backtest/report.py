@@ -707,8 +707,17 @@ def render_result(result: BacktestResult) -> tuple[str, dict[str, bytes]]:
 # batch
 
 
+LABEL_PART_CHARS = 32
+
+
+def _short(text: str) -> str:
+    """Checkpoint paths and store locations are long; a chart label keeps their informative tail."""
+    return text if len(text) <= LABEL_PART_CHARS else "…" + text[-(LABEL_PART_CHARS - 1) :]
+
+
 def _cell_label(row: Mapping[Any, Any]) -> str:
-    return f"#{int(row['cell'])} {row['policy']} · {row.get('dataset', '')} · {row.get('period', '')}"
+    dataset, period = _short(str(row.get("dataset", ""))), row.get("period", "")
+    return f"#{int(row['cell'])} {_short(str(row['policy']))} · {dataset} · {period}"
 
 
 def chart_batch(batch: Batch) -> bytes:

@@ -40,8 +40,11 @@ class Split:
     test: Span
 
     def part(self, name: str) -> Span:
+        """A named part; `train+validation` is everything before the test split (for the final refit)."""
+        if name == "train+validation":
+            return Span(self.train.start, self.validation.stop)
         if name not in {"train", "validation", "test"}:
-            raise RlopsError(f"unknown split '{name}'; use train, validation or test")
+            raise RlopsError(f"unknown split '{name}'; use train, validation, test or train+validation")
         span: Span = getattr(self, name)
         return span
 

@@ -97,3 +97,27 @@ def list_files(location: str | Path, suffixes: tuple[str, ...]) -> list[str]:
         ]
         return sorted(f"s3://{bucket}/{key}" for key in keys)
     return sorted(str(p) for p in Path(location).rglob("*") if p.is_file() and p.name.endswith(suffixes))
+
+
+def remove_tree(location: str | Path) -> None:
+    """Delete a folder or every object under a prefix (used before a forced rerun of a stage)."""
+    if is_s3(location):
+        bucket, prefix = _split(str(location).rstrip("/") + "/")
+        client = _client()
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+        return
+    import shutil
+
+    if Path(location).exists():
+        shutil.rmtree(location)
+
+
+def copy_tree(source: str | Path, destination: str | Path) -> None:
+    """Copy every file under a folder or prefix to another folder or prefix (local and s3:// in any mix)."""
+    base = str(source).rstrip("/")
+    for item in list_files(source, ("",)):
+        relative = item[len(base) :].lstrip("/")
+        write_bytes(join(destination, *relative.split("/")), read_bytes(item))

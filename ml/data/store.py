@@ -81,7 +81,11 @@ def read_manifest(root: str) -> Manifest:
 
 def ingest(sources: Sequence[str], root: str, options: LoadOptions | None = None) -> IngestResult:
     """Validate raw files and write them as a store; a no-op when the store already holds the same bars."""
-    bars = load_bars(sources, options)
+    return write_store(load_bars(sources, options), root, [str(s) for s in sources])
+
+
+def write_store(bars: Bars, root: str, sources: list[str]) -> IngestResult:
+    """Write validated bars as a store; a no-op when the store already holds the same bars."""
     digest = fingerprint(bars.frame)
     if is_store(root) and read_manifest(root).fingerprint == digest:
         return IngestResult(read_manifest(root), written=False)
@@ -94,7 +98,7 @@ def ingest(sources: Sequence[str], root: str, options: LoadOptions | None = None
         name=bars.name,
         fingerprint=digest,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        sources=[str(s) for s in sources],
+        sources=sources,
         symbols=_summaries(bars),
     )
     storage.write_bytes(storage.join(root, MANIFEST), manifest.to_json().encode())

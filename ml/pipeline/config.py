@@ -1,0 +1,80 @@
+"""The pipeline's one configuration: typed, validated, read from YAML with unknown keys refused."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import yaml
+
+from ml.data import storage
+from rlops.errors import RlopsError
+
+ALGOS = ("ppo", "a3c")
+BASELINES = ("buy_and_hold", "flat", "ma_crossover", "random", "equal_weight")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Defaults are the `make demo` budget: both agents tuned and retrained in a few minutes on 2 cores."""
+
+    dataset: str = "sp500"
+    out: str = "runs/pipeline"
+    algos: tuple[str, ...] = ALGOS
+    search: str = "bayes"
+    scheduler: str = "asha"
+    samples: int = 4
+    iterations: int = 4  # tuning reports per trial
+    steps_per_iteration: int = 4096
+    retrain_timesteps: int = 40_000  # final fit of the best config on train + validation
+    metric: str = "sharpe"  # tuning objective, on the validation split
+    baselines: tuple[str, ...] = ("buy_and_hold", "flat", "ma_crossover")
+    env: dict[str, Any] = field(default_factory=dict)  # EnvConfig overrides, for training and backtests alike
+    seed: int = 0
+    smoke: bool = False  # the agents' smoke budgets: checks the whole chain in about a minute
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise RlopsError(f"pipeline config: {message}")
+
+        need(bool(self.algos), "algos must name at least one of ppo, a3c")
+        unknown = [a for a in self.algos if a not in ALGOS]
+        need(not unknown, f"unknown algorithm(s) {', '.join(unknown)}; choose from {', '.join(ALGOS)}")
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        need(not unknown, f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINES)}")
+        need(self.samples >= 1, f"samples must be >= 1 (got {self.samples})")
+        need(self.iterations >= 1, f"iterations must be >= 1 (got {self.iterations})")
+        need(self.steps_per_iteration >= 1, f"steps_per_iteration must be >= 1 (got {self.steps_per_iteration})")
+        need(self.retrain_timesteps >= 1, f"retrain_timesteps must be >= 1 (got {self.retrain_timesteps})")
+        need(bool(self.out), "out must name a folder or an s3:// prefix")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "pipeline config") -> PipelineConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise RlopsError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        values = dict(data)
+        for name in ("algos", "baselines"):
+            if name in values:
+                if not isinstance(values[name], list | tuple):
+                    raise RlopsError(f"{where}: {name} must be a list")
+                values[name] = tuple(values[name])
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise RlopsError(f"{where}: {exc}") from exc
+
+    @classmethod
+    def from_yaml(cls, path: str) -> PipelineConfig:
+        try:
+            data = yaml.safe_load(storage.read_bytes(path)) or {}
+        except yaml.YAMLError as exc:
+            raise RlopsError(f"{path}: not valid YAML ({exc})") from exc
+        if not isinstance(data, dict):
+            raise RlopsError(f"{path}: a pipeline config is a mapping of settings")
+        return cls.from_dict(data, path)

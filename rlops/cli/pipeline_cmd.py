@@ -1,0 +1,102 @@
+"""`rlops pipeline`: the whole research pipeline locally, or one stage as a workflow step runs it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="validate -> tune -> retrain -> backtest on test -> report -> record.", no_args_is_help=True)
+ConfigOption = Annotated[str | None, typer.Option("--config", help="pipeline YAML (unknown keys are errors)")]
+ForceOption = Annotated[bool, typer.Option("--force", help="rerun even when the outputs are up to date")]
+
+
+def _config(path: str | None, smoke: bool, out: str | None, dataset: str | None) -> object:
+    from dataclasses import replace
+
+    from ml.pipeline.config import PipelineConfig
+
+    config = PipelineConfig.from_yaml(path) if path else PipelineConfig()
+    if smoke:
+        config = replace(config, smoke=True, samples=min(config.samples, 2), iterations=min(config.iterations, 2))
+    if out:
+        config = replace(config, out=out)
+    if dataset:
+        config = replace(config, dataset=dataset)
+    return config
+
+
+@app.command("run")
+def run(
+    config: ConfigOption = None,
+    out: Annotated[str | None, typer.Option("--out", help="folder or s3:// prefix for every stage's output")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset")] = None,
+    smoke: Annotated[bool, typer.Option("--smoke", help="the smallest budgets: checks the chain end to end")] = False,
+    force: ForceOption = False,
+) -> None:
+    """Every stage in order; finished stages whose inputs did not change are reused."""
+    from ml.pipeline.config import PipelineConfig
+    from ml.pipeline.runner import run_pipeline
+
+    settings = _config(config, smoke, out, dataset)
+    assert isinstance(settings, PipelineConfig)
+    console = Console()
+    runs = run_pipeline(settings, say=console.print, force=force)
+    results = {r.stage: r.result for r in runs}
+    table = Table("rank", "policy", "Sharpe (test)", "total return", "max drawdown", title="test-split leaderboard")
+    for row in results["backtest"]["leaderboard"]:  # type: ignore[attr-defined]
+        table.add_row(
+            str(row["rank"]), row["policy"], f"{row['sharpe']:.3f}", f"{row['total_return']:+.2%}",
+            f"{row['max_drawdown']:.2%}",
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"deflated Sharpe of the best: {results['backtest']['deflated_sharpe']:.3f}")
+    console.print(f"report: {results['report']['report']}")
+    reused = [r.stage for r in runs if r.skipped]
+    if reused:
+        console.print(f"reused finished stages: {', '.join(reused)}")
+
+
+@app.command("stage")
+def stage(
+    name: Annotated[str, typer.Argument(help="data, tune, train, backtest, report or record")],
+    output: Annotated[str, typer.Option("--output", help="this stage's output folder or s3:// prefix")],
+    inputs: Annotated[
+        list[str] | None, typer.Option("--input", help="STAGE=LOCATION of an input stage's output (repeat)")
+    ] = None,
+    config: ConfigOption = None,
+    force: ForceOption = False,
+) -> None:
+    """One stage with explicit inputs and outputs, as one container of a cluster workflow runs it."""
+    from ml.pipeline.config import PipelineConfig
+    from ml.pipeline.runner import run_stage
+    from ml.pipeline.stages import stage_named
+    from rlops.errors import RlopsError
+
+    chosen = stage_named(name)
+    locations = {}
+    for item in inputs or []:
+        key, sep, value = item.partition("=")
+        if not sep or not value:
+            raise RlopsError(f"--input must read STAGE=LOCATION (got '{item}')")
+        locations[key] = value
+    unknown = sorted(set(locations) - set(chosen.inputs))
+    if unknown:
+        raise RlopsError(f"stage {name} takes inputs {', '.join(chosen.inputs) or 'none'}, not {', '.join(unknown)}")
+    settings = PipelineConfig.from_yaml(config) if config else PipelineConfig()
+    console = Console()
+    result = run_stage(chosen, settings, locations, output, console.print, force)
+    console.print(f"stage {name}: {'up to date' if result.skipped else 'done'} -> {output}")
+
+
+@app.command("stages")
+def stages() -> None:
+    """The stage contract: each stage's inputs, its output and the settings that change it."""
+    from ml.pipeline.stages import STAGES
+
+    table = Table("stage", "inputs", "output holds", "settings")
+    for item in STAGES:
+        table.add_row(item.name, ", ".join(item.inputs) or "-", item.produces, ", ".join(item.settings) or "-")
+    Console().print(table)
