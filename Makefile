@@ -37,8 +37,8 @@ $(TOOLS)/.installed: constraints-tools.txt
 	$(TOOLS)/bin/python -m pip install $(PIP_FLAGS) -r constraints-tools.txt
 	touch $@
 
-demo: setup  ## the main job, locally
-	$(RLOPS) demo
+demo: setup  ## the main job, locally: validate -> tune -> retrain -> backtest -> report -> record
+	$(RLOPS) pipeline run
 
 test: setup lint typecheck memory pytest  ## lint, type-check, memory bank and the whole test suite
 
