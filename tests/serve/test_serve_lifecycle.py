@@ -9,15 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import boto3
 import httpx
 import numpy as np
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ml.agents.policy import load_policy
 from ml.data import storage
@@ -145,19 +143,9 @@ def test_an_unexpected_loader_error_is_reported_not_raised(tmp_path: Path) -> No
 
 
 @pytest.fixture
-def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    storage._client.cache_clear()
-    boto3.client("s3").create_bucket(Bucket="models")
-    yield "models"
-    storage._client.cache_clear()
-    server.stop()
+def s3_bucket(s3_bucket_factory: Callable[[str], str]) -> str:
+    """moto's S3 server on loopback (the shared fixture of tests/conftest.py) with a "models" bucket."""
+    return s3_bucket_factory("models").removeprefix("s3://")
 
 
 def test_serves_a_checkpoint_from_s3(checkpoints: Checkpoints, s3_bucket: str) -> None:
