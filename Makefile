@@ -72,6 +72,10 @@ bench-agents: setup  ## PPO/A3C throughput and returns against Stable-Baselines3
 bench-backtest: setup  ## batched backtest throughput and metrics speed against quantstats
 	PYTHONPATH=. $(PY) benchmarks/backtest_throughput.py
 
+.PHONY: bench-tune
+bench-tune: setup  ## Ray Tune overhead against in-process trials, and ASHA against a full-budget search
+	PYTHONPATH=. $(PY) benchmarks/tune_overhead.py
+
 .PHONY: bench-serve
 bench-serve: setup  ## inference service on loopback: p50/p99 at 500 req/s and saturation, batches of 1 and 64
 	PYTHONPATH=. $(PY) benchmarks/serve_load.py

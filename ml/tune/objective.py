@@ -58,7 +58,7 @@ def validation_windows(dataset: str, source: MarketSource, folds: int) -> tuple[
     if size < 2:
         raise RlopsError(f"--folds {folds} leaves fewer than 2 bars per window of the {len(validation)}-bar validation")
     spans = [Span(validation.start + k * size, validation.start + (k + 1) * size) for k in range(folds)]
-    return tuple(ValidationWindow(f"validation-wf:{k}/{folds}", s, data.market(s, window)) for k, s in enumerate(spans))
+    return tuple(ValidationWindow(f"fold{k}", s, data.market(s, window)) for k, s in enumerate(spans))
 
 
 def build_payload(dataset: str, env: dict[str, Any], folds: int, metric: str, mode: str) -> Payload:
@@ -87,7 +87,7 @@ def score(policy: Any, payload: Payload) -> tuple[float, dict[str, float]]:
         result = _assemble(resolved, payload.dataset, config, env_config, window.market, log, bench_log, window.span)
         values.append(float(result.metrics[payload.metric]))
         if len(payload.windows) > 1:
-            details[f"{payload.metric}_{window.label}"] = values[-1]
+            details[f"val_{payload.metric}_{window.label}"] = values[-1]
     mean = sum(values) / len(values)
     if not math.isfinite(mean):
         mean = -WORST if payload.mode == "max" else WORST

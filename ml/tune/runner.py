@@ -174,7 +174,10 @@ def searcher(settings: TuneSettings, space: SearchSpace) -> Any:
         from ray.tune.search.bayesopt import BayesOptSearch
 
         return BayesOptSearch(metric=key, mode=mode, random_state=settings.seed, random_search_steps=2)
-    return None
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    # Seeded, so that two experiments with the same --seed try the same configurations.
+    return BasicVariantGenerator(random_state=settings.seed)
 
 
 def scheduler(settings: TuneSettings, space: SearchSpace) -> Any:
@@ -255,7 +258,8 @@ def _tune_config(prepared: Prepared) -> Any:
         scheduler=scheduler(settings, prepared.space),
         num_samples=settings.samples,
         max_concurrent_trials=settings.max_concurrent or None,
-        reuse_actors=False,
+        # PBT swaps configurations in running trials; reusing their actors saves a process start per exploit.
+        reuse_actors=settings.scheduler == "pbt",
         trial_dirname_creator=_trial_dirname,
     )
 

@@ -1,0 +1,133 @@
+"""`make bench-tune`: what Ray Tune costs and what ASHA saves, on the PPO trading agent.
+
+(a) The same N trial configurations (a grid over learning rates), each about TRIAL_S seconds of training and
+    validation scoring, run one after another in this process without Ray, then through `rlops tune` on a
+    local cluster, one trial at a time: the overhead ratio (Ray start-up, actors, reports, checkpoints).
+(b) ASHA against a full-budget search over the same seeded random configurations: iterations (compute) used,
+    wall time, and the best validation Sharpe each found.
+
+Sizes come from the environment: BENCH_TUNE_TRIALS (4), BENCH_TUNE_TRIAL_S (30), BENCH_TUNE_SAMPLES (8),
+BENCH_TUNE_ITERATIONS (6).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from ml.tune.objective import build_payload, score
+from ml.tune.runner import prepare, run_tune
+from ml.tune.settings import TuneSettings
+from ml.tune.spaces import agent_config
+from ml.tune.trainable import TrialPlan, _ppo_chunks
+
+TRIALS = int(os.environ.get("BENCH_TUNE_TRIALS", "4"))
+TRIAL_S = float(os.environ.get("BENCH_TUNE_TRIAL_S", "30"))
+SAMPLES = int(os.environ.get("BENCH_TUNE_SAMPLES", "8"))
+ITERATIONS = int(os.environ.get("BENCH_TUNE_ITERATIONS", "6"))
+REPORTS = 5  # reports per trial in (a)
+
+
+def in_process(plan: TrialPlan, configs: list[dict[str, float]]) -> float:
+    """Train and score every configuration sequentially with the trainable's own pieces, no Ray."""
+    payload = build_payload("sp500", {}, 1, "sharpe", "max")
+    start = time.perf_counter()
+    for sampled in configs:
+        cfg = agent_config("ppo", plan.base, sampled)
+        chunks = _ppo_chunks(cfg, payload, plan, None)  # type: ignore[arg-type]
+        for _ in range(plan.iterations):
+            policy, _, _ = next(chunks)
+            score(policy, payload)
+        chunks.close()
+    return time.perf_counter() - start
+
+
+def calibrate_steps() -> int:
+    """Steps per report such that a trial of REPORTS reports takes about TRIAL_S seconds."""
+    settings = TuneSettings(algo="ppo", search="grid", iterations=1, steps_per_iteration=1024, storage="unused")
+    plan = prepare(settings).plan
+    elapsed = in_process(plan, [{"learning_rate": 3e-4}])
+    per_step = elapsed / 1024
+    return max(1024, int(TRIAL_S / REPORTS / per_step) // 1024 * 1024)
+
+
+def overhead(root: Path) -> None:
+    steps = calibrate_steps()
+    rates = [float(f"{1e-4 * (1 + k):.1e}") for k in range(TRIALS)]
+    space = root / "space.yaml"
+    space.write_text(
+        yaml.safe_dump({"learning_rate": {"type": "loguniform", "low": 1e-5, "high": 1e-2, "grid": rates}})
+    )
+    settings = TuneSettings(
+        algo="ppo", search="grid", iterations=REPORTS, steps_per_iteration=steps, storage=str(root), name="unused"
+    )
+    plan = prepare(settings).plan
+    local = in_process(plan, [{"learning_rate": r} for r in rates])
+    command = [
+        *[sys.executable, "-m", "rlops.cli", "tune", "--algo", "ppo", "--search", "grid", "--samples", "1"],
+        *["--scheduler", "none", "--space", str(space), "--iterations", str(REPORTS)],
+        *["--steps-per-iteration", str(steps), "--max-concurrent", "1", "--num-cpus", "2"],
+        *["--storage", str(root), "--name", "overhead"],
+    ]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    tuned = time.perf_counter() - start
+    print(f"(a) {TRIALS} trials x {REPORTS} reports x {steps} steps (~{local / TRIALS:.0f} s of compute each)")
+    print(f"    in-process, no Ray: {local:.1f} s; rlops tune (local cluster, 1 at a time): {tuned:.1f} s")
+    print(f"    Tune overhead: {(tuned - local) / local:+.1%} of trial compute (target <= 10%)")
+
+
+def asha_vs_full(root: Path) -> None:
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        rows = {}
+        for scheduler in ("none", "asha"):
+            settings = TuneSettings(
+                algo="ppo",
+                search="random",
+                samples=SAMPLES,
+                scheduler=scheduler,
+                iterations=ITERATIONS,
+                steps_per_iteration=1024,
+                reduction_factor=3,
+                storage=str(root),
+                name=f"b-{scheduler}",
+                seed=7,
+            )
+            start = time.perf_counter()
+            outcome = run_tune(settings, say=lambda _: None)
+            board = outcome.leaderboard
+            rows[scheduler] = (
+                int(board["iterations"].sum()),
+                time.perf_counter() - start,
+                board["best_val_sharpe"].max(),
+            )
+    finally:
+        ray.shutdown()
+    full_iters, full_wall, full_best = rows["none"]
+    asha_iters, asha_wall, asha_best = rows["asha"]
+    print(f"(b) {SAMPLES} seeded random configurations, {ITERATIONS} reports of 1024 steps at full budget")
+    print(f"    full budget: {full_iters} iterations, {full_wall:.1f} s, best validation Sharpe {full_best:.3f}")
+    print(f"    ASHA:        {asha_iters} iterations, {asha_wall:.1f} s, best validation Sharpe {asha_best:.3f}")
+    print(
+        f"    ASHA used {asha_iters / full_iters:.0%} of the compute (target <= 40%); best {asha_best - full_best:+.3f}"
+        f" against full budget ({(asha_best - full_best) / abs(full_best):+.1%}; target within 5%)"
+    )
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-tune-") as folder:
+        overhead(Path(folder))
+        asha_vs_full(Path(folder))
+
+
+if __name__ == "__main__":
+    main()
