@@ -169,7 +169,7 @@ class BatchResult:
 def to_markdown(frame: pd.DataFrame, metric: str) -> str:
     columns = ["rank", "policy", "dataset", "period", "env", "params", "status", metric, "sharpe", "total_return",
                "max_drawdown", "error"]  # fmt: skip
-    shown = frame[[c for c in columns if c in frame.columns]]
+    shown = frame[[c for c in dict.fromkeys(columns) if c in frame.columns]]  # the metric may be sharpe itself
     lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
     for row in shown.itertuples(index=False):
         cells = [f"{v:.4f}" if isinstance(v, float) and not np.isnan(v) else ("" if v != v else str(v)) for v in row]

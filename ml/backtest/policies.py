@@ -32,6 +32,15 @@ class ResolvedPolicy:
     checkpoint_sha256: str | None = None
 
 
+def checkpoint_label(location: str) -> str:
+    """`<run>:<checkpoint>` for a run's `<run>/checkpoints/<name>.pt`, else the file's name without suffix."""
+    parts = location.rstrip("/").split("/")
+    stem = parts[-1].removesuffix(".pt")
+    if len(parts) >= 3 and parts[-2] == "checkpoints":
+        return f"{parts[-3]}:{stem}"
+    return stem
+
+
 def _sha256(location: str) -> str:
     return "sha256:" + hashlib.sha256(storage.read_bytes(location)).hexdigest()
 
@@ -56,7 +65,7 @@ def _from_checkpoint(location: str) -> ResolvedPolicy:
         )
     policy = policy_from_checkpoint(checkpoint)
     return ResolvedPolicy(
-        name=Path(location).stem if not storage.is_s3(location) else location.rsplit("/", 1)[-1],
+        name=checkpoint_label(location),
         kind="checkpoint",
         build=lambda sim: policy.act,
         obs_dim=policy.spec.obs_dim,
