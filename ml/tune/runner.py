@@ -239,7 +239,8 @@ def _run_config(prepared: Prepared) -> Any:
         storage_filesystem=prepared.storage.filesystem,
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=2,
+            # PBT exploits other trials' checkpoints, which must not be pruned under it.
+            num_to_keep=None if settings.scheduler == "pbt" else 2,
             checkpoint_score_attribute=metric_key(settings.metric),
             checkpoint_score_order=settings.resolved_mode,
         ),
