@@ -50,11 +50,12 @@ def test_trials_run_on_the_head_and_the_worker_node(tmp_path: Path, monkeypatch:
         )
         outcome = run_tune(settings, say=_quiet)
         nodes = set(outcome.leaderboard["node_id"])
-        print(f"head {cluster.head_node.node_id}, worker {worker.node_id}, trials ran on {sorted(nodes)}")
-        assert nodes == {cluster.head_node.node_id, worker.node_id}
+        head: Any = cluster.head_node  # typed as None by Ray until the head starts
+        print(f"head {head.node_id}, worker {worker.node_id}, trials ran on {sorted(nodes)}")
+        assert nodes == {head.node_id, worker.node_id}
         assert set(outcome.leaderboard["status"]) == {"TERMINATED"}
     finally:
-        cluster.shutdown()
+        cluster.shutdown()  # type: ignore[no-untyped-call]
 
 
 def _rows(trial: Path) -> list[dict[str, Any]]:
@@ -97,9 +98,9 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
         before: dict[str, list[dict[str, Any]]] = {}
         while time.monotonic() < deadline and driver.poll() is None:
             before = _trials(exp)
-            finished = [t for t, rows in before.items() if len(rows) == 4]
+            done = [t for t, rows in before.items() if len(rows) == 4]
             running = [t for t, rows in before.items() if 0 < len(rows) < 4 and list((exp / t).glob("checkpoint_*"))]
-            if finished and running:
+            if done and running:
                 break
             time.sleep(0.2)
         else:
