@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,25 +146,44 @@ class Pool:
         self.port = port
         self.idle: list[Connection] = []
         self.all: list[Connection] = []
+        self.failures: Counter[str] = Counter()
 
     async def post(self, request: bytes, batch: int) -> bool:
-        connection = self.idle.pop() if self.idle else None
+        reused = self.idle.pop() if self.idle else None
+        if reused is not None:
+            try:
+                return self._check(*await reused.send(request), batch, reused)
+            except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as exc:
+                await self._drop(reused)
+                # The server closes keep-alive connections idle for 5 s; like any HTTP client, resend once on
+                # a fresh connection when a pooled one turns out to be closed before answering anything.
+                if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                    self.failures[f"{type(exc).__name__}: {exc}"] += 1
+                    return False
+        connection = None
         try:
-            if connection is None:
-                connection = await Connection.open(self.port)
-                self.all.append(connection)
-            status, body = await connection.send(request)
-        except (OSError, asyncio.IncompleteReadError, ValueError):
+            connection = await Connection.open(self.port)
+            self.all.append(connection)
+            return self._check(*await connection.send(request), batch, connection)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            self.failures[f"{type(exc).__name__}: {exc}"] += 1
             if connection is not None:
-                self.all.remove(connection)
-                await connection.close()
+                await self._drop(connection)
             return False
+
+    def _check(self, status: int, body: bytes, batch: int, connection: Connection) -> bool:
         self.idle.append(connection)
         # The cheap part of checking the answer on every request; the full parse on a sample.
         ok = status == 200 and body.startswith(b'{"actions":')
         if ok and random.random() < 0.05:
             ok = len(json.loads(body)["actions"]) == batch
+        if not ok:
+            self.failures[f"HTTP {status}: {body[:200]!r}"] += 1
         return ok
+
+    async def _drop(self, connection: Connection) -> None:
+        self.all.remove(connection)
+        await connection.close()
 
     async def close(self) -> None:
         await asyncio.gather(*(connection.close() for connection in self.all))
@@ -183,21 +203,25 @@ def requests(batch: int, count: int = 256) -> list[bytes]:
 
 
 async def fixed_rate(pool: Pool, name: str, batch: int, rate: float, seconds: float) -> Result:
+    """Open loop: request i is sent at start + i / rate whether or not earlier ones have answered."""
     payloads = requests(batch)
     total = int(rate * seconds)
     latencies = np.empty(total)
     outcomes = [False] * total
-    start = time.perf_counter() + 0.05
 
-    async def one(i: int) -> None:
+    async def one(i: int, scheduled: float) -> None:
+        outcomes[i] = await pool.post(payloads[i % len(payloads)], batch)
+        latencies[i] = time.perf_counter() - scheduled
+
+    tasks = []
+    start = time.perf_counter()
+    for i in range(total):
         scheduled = start + i / rate
         delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        outcomes[i] = await pool.post(payloads[i % len(payloads)], batch)
-        latencies[i] = time.perf_counter() - scheduled
-
-    await asyncio.gather(*(one(i) for i in range(total)))
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+    await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
     return Result(name, total, total * batch, outcomes.count(False), elapsed, latencies)
 
@@ -224,16 +248,18 @@ async def saturation(pool: Pool, name: str, batch: int, workers: int, seconds: f
     return Result(name, len(latencies), len(latencies) * batch, errors, elapsed, np.asarray(latencies))
 
 
-async def measure(port: int, seconds: float, workers: int) -> list[Result]:
+async def measure(port: int, seconds: float, workers: int) -> tuple[list[Result], Counter[str]]:
     pool = Pool(port)
     try:
         await saturation(pool, "warm-up", 1, workers, 1.0)
-        return [
+        pool.failures.clear()
+        results = [
             await fixed_rate(pool, "500 req/s, batch 1", 1, 500, seconds),
             await fixed_rate(pool, "500 req/s, batch 64", 64, 500, seconds),
             await saturation(pool, f"saturation, batch 1 (c={workers})", 1, workers, seconds),
             await saturation(pool, f"saturation, batch 64 (c={workers})", 64, workers, seconds),
         ]
+        return results, pool.failures
     finally:
         await pool.close()
 
@@ -248,11 +274,13 @@ def main() -> None:
         port = free_port()
         server = start_server(checkpoint, port)
         try:
-            results = asyncio.run(measure(port, args.seconds, args.workers))
+            results, failures = asyncio.run(measure(port, args.seconds, args.workers))
         finally:
             server.terminate()
             server.wait(timeout=60)
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"rlops serve on loopback, MLP 64x64, {OBS_DIM} features, {os.cpu_count()} CPU(s) shared with the client")
+    print(f"load average after the run (1, 5, 15 min): {load}; other work on the machine inflates the tails")
     for result in results:
         print(result.line())
     single, batched = results[0], results[3]
@@ -263,6 +291,8 @@ def main() -> None:
     print("met" if batched.obs_rate >= OBS_RATE_TARGET else "MISSED")
     errors = sum(result.errors for result in results)
     print(f"errors: {errors} (0 allowed)")
+    for reason, count in failures.most_common():
+        print(f"  {count} x {reason}")
     if errors:
         sys.exit(1)
 

@@ -17,7 +17,7 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(discrete_server: Runni
     statuses: list[int] = []
 
     @settings(
-        max_examples=60,
+        max_examples=150,
         deadline=None,
         derandomize=True,
         database=None,
