@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +15,10 @@ import pytest
 import torch
 from prometheus_client.parser import text_string_to_metric_families
 
+from ml.agents.checkpoint import Checkpoint, save_checkpoint
+from ml.agents.networks import ActorCritic
 from ml.agents.policy import load_policy
+from ml.agents.spaces import SpaceSpec
 
 from .conftest import Checkpoints
 from .serve_helpers import RunningServer, serving
@@ -272,3 +276,28 @@ def test_unknown_route_and_wrong_method_are_json(discrete_server: RunningServer)
         wrong = client.get("/v1/act")
         assert wrong.status_code == 405 and "GET is not allowed on /v1/act" in wrong.json()["message"]
     assert metric(discrete_server, "rlops_serve_requests_total", route="unmatched", status="404") >= 1
+
+
+def test_multi_discrete_policies_answer_one_choice_and_distribution_per_sub_action(tmp_path: Path) -> None:
+    spec = SpaceSpec(name="two-assets", obs_dim=5, action_kind="multi_discrete", action_dim=2, action_nvec=(3, 2))
+    torch.manual_seed(0)
+    model = ActorCritic(spec, hidden_sizes=(16,))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_()  # a decisive policy: no near-ties between actions
+    config = {"hidden_sizes": [16], "activation": "tanh", "log_std_init": 0.0}
+    path = save_checkpoint(
+        Checkpoint(algo="a3c", config=config, env_spec=spec, model_state=model.state_dict()), tmp_path / "multi.pt"
+    )
+    obs = np.random.default_rng(4).normal(size=(6, 5)).astype(np.float32)
+    expected = load_policy(path).act(obs)
+    with serving(path) as server, server.client() as client:
+        body = act(client, obs.tolist()).json()
+        space = client.get("/v1/model").json()["action_space"]
+    assert body["actions"] == expected.tolist()
+    assert [len(row) for row in body["actions"]] == [2] * 6
+    for row, actions in zip(body["probabilities"], body["actions"], strict=True):
+        assert [len(part) for part in row] == [3, 2]
+        assert [int(np.argmax(part)) for part in row] == actions
+        np.testing.assert_allclose([sum(part) for part in row], 1.0, rtol=1e-5)
+    assert space == {"kind": "multi_discrete", "n": None, "nvec": [3, 2], "shape": [2], "low": None, "high": None}
