@@ -6,24 +6,28 @@ port comes from RLOPS_SERVE_PORT like the server's own.
 
 from __future__ import annotations
 
+import http.client
 import os
 import sys
-import urllib.error
-import urllib.request
 
 
 def main() -> int:
-    port = os.environ.get("RLOPS_SERVE_PORT", "8080")
-    url = f"http://127.0.0.1:{port}/healthz"
+    raw_port = os.environ.get("RLOPS_SERVE_PORT", "8080")
+    target = f"http://127.0.0.1:{raw_port}/healthz"
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            healthy = response.status == 200
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
+        connection = http.client.HTTPConnection("127.0.0.1", int(raw_port), timeout=2)
+        try:
+            connection.request("GET", "/healthz")
+            status = connection.getresponse().status
+        finally:
+            connection.close()
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        print(f"unhealthy: {target}: {exc}", file=sys.stderr)
         return 1
-    if not healthy:
-        print(f"unhealthy: {url} answered {response.status}", file=sys.stderr)
-    return 0 if healthy else 1
+    if status != 200:
+        print(f"unhealthy: {target} answered {status}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
