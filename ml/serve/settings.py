@@ -22,8 +22,10 @@ class ServeSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     max_batch: int = Field(default=256, ge=1, description="most observations one forward pass takes")
+    # 0 by default: on CPU, batches form by themselves while the previous forward pass runs, and a deliberate
+    # wait only added latency in the load benchmark (docs/serve.md); a GPU model may want a few ms.
     max_wait_ms: float = Field(
-        default=1.0, ge=0.0, le=1000.0, description="how long a batch waits for more requests once it has one"
+        default=0.0, ge=0.0, le=1000.0, description="how long a batch waits for more requests once it has one"
     )
     max_request_observations: int = Field(default=1024, ge=1, description="most observations one request may carry")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="larger request bodies get 413")
