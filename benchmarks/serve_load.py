@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -49,6 +50,8 @@ class Result:
     errors: int
     seconds: float
     latencies: np.ndarray
+    server_p99: float = float("nan")
+    """Upper bound of the server's own histogram bucket holding its 99th percentile (time inside the server)."""
 
     @property
     def rps(self) -> float:
@@ -65,7 +68,7 @@ class Result:
         return (
             f"  {self.name:<28} {self.rps:>8,.0f} req/s {self.obs_rate:>10,.0f} obs/s"
             f"   p50 {self.percentile(50) * 1e3:6.2f} ms   p99 {self.percentile(99) * 1e3:6.2f} ms"
-            f"   errors {self.errors}"
+            f"   server p99 <= {self.server_p99 * 1e3:g} ms   errors {self.errors}"
         )
 
 
@@ -248,17 +251,42 @@ async def saturation(pool: Pool, name: str, batch: int, workers: int, seconds: f
     return Result(name, len(latencies), len(latencies) * batch, errors, elapsed, np.asarray(latencies))
 
 
+async def server_buckets(port: int) -> dict[float, float]:
+    """Cumulative counts of the server's latency histogram for successful /v1/act requests."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    wanted = 'rlops_serve_request_duration_seconds_bucket{le="'
+    buckets = {}
+    for line in text.splitlines():
+        if line.startswith(wanted) and 'route="/v1/act"' in line and 'status="200"' in line:
+            bound = line[len(wanted) :].split('"', 1)[0]
+            buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def bucket_p99(before: dict[float, float], after: dict[float, float]) -> float:
+    counts = {bound: after[bound] - before.get(bound, 0.0) for bound in sorted(after)}
+    total = counts.get(float("inf"), 0.0)
+    return next((bound for bound, count in counts.items() if total and count >= 0.99 * total), float("nan"))
+
+
 async def measure(port: int, seconds: float, workers: int) -> tuple[list[Result], Counter[str]]:
     pool = Pool(port)
     try:
         await saturation(pool, "warm-up", 1, workers, 1.0)
         pool.failures.clear()
-        results = [
-            await fixed_rate(pool, "500 req/s, batch 1", 1, 500, seconds),
-            await fixed_rate(pool, "500 req/s, batch 64", 64, 500, seconds),
-            await saturation(pool, f"saturation, batch 1 (c={workers})", 1, workers, seconds),
-            await saturation(pool, f"saturation, batch 64 (c={workers})", 64, workers, seconds),
+        scenarios = [
+            (fixed_rate, "500 req/s, batch 1", 1, 500),
+            (fixed_rate, "500 req/s, batch 64", 64, 500),
+            (saturation, f"saturation, batch 1 (c={workers})", 1, workers),
+            (saturation, f"saturation, batch 64 (c={workers})", 64, workers),
         ]
+        results = []
+        for run, name, batch, load in scenarios:
+            before = await server_buckets(port)
+            result = await run(pool, name, batch, load, seconds)
+            server_p99 = bucket_p99(before, await server_buckets(port))
+            results.append(dataclasses.replace(result, server_p99=server_p99))
         return results, pool.failures
     finally:
         await pool.close()
