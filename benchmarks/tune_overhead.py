@@ -7,7 +7,7 @@
     wall time, and the best validation Sharpe each found.
 
 Sizes come from the environment: BENCH_TUNE_TRIALS (4), BENCH_TUNE_TRIAL_S (30), BENCH_TUNE_SAMPLES (8),
-BENCH_TUNE_ITERATIONS (6).
+BENCH_TUNE_ITERATIONS (6); BENCH_TUNE_PARTS=a or b runs one part.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from ml.tune.objective import build_payload, score
+from ml.tune.objective import Payload, build_payload, score
 from ml.tune.runner import prepare, run_tune
 from ml.tune.settings import TuneSettings
 from ml.tune.spaces import agent_config
@@ -34,31 +34,38 @@ ITERATIONS = int(os.environ.get("BENCH_TUNE_ITERATIONS", "6"))
 REPORTS = 5  # reports per trial in (a)
 
 
-def in_process(plan: TrialPlan, configs: list[dict[str, float]]) -> float:
-    """Train and score every configuration sequentially with the trainable's own pieces, no Ray."""
-    payload = build_payload("sp500", {}, 1, "sharpe", "max")
+def in_process(plan: TrialPlan, configs: list[dict[str, float]], payload: Payload) -> tuple[float, float]:
+    """Train and score every configuration sequentially with the trainable's own pieces, no Ray.
+
+    Returns the wall time and, of it, the seconds spent training (the rest: set-up and validation scoring).
+    """
     start = time.perf_counter()
+    training = 0.0
     for sampled in configs:
         cfg = agent_config("ppo", plan.base, sampled)
         chunks = _ppo_chunks(cfg, payload, plan, None)  # type: ignore[arg-type]
         for _ in range(plan.iterations):
+            began = time.perf_counter()
             policy, _, _ = next(chunks)
+            training += time.perf_counter() - began
             score(policy, payload)
         chunks.close()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, training
 
 
-def calibrate_steps() -> int:
+def calibrate_steps(payload: Payload) -> int:
     """Steps per report such that a trial of REPORTS reports takes about TRIAL_S seconds."""
-    settings = TuneSettings(algo="ppo", search="grid", iterations=1, steps_per_iteration=1024, storage="unused")
-    plan = prepare(settings).plan
-    elapsed = in_process(plan, [{"learning_rate": 3e-4}])
-    per_step = elapsed / 1024
-    return max(1024, int(TRIAL_S / REPORTS / per_step) // 1024 * 1024)
+    steps = 8192
+    settings = TuneSettings(algo="ppo", search="grid", iterations=1, steps_per_iteration=steps, storage="unused")
+    wall, training = in_process(prepare(settings).plan, [{"learning_rate": 3e-4}], payload)
+    per_step, per_report = training / steps, wall - training
+    return max(1024, int((TRIAL_S / REPORTS - per_report) / per_step) // 1024 * 1024)
 
 
 def overhead(root: Path) -> None:
-    steps = calibrate_steps()
+    payload = build_payload("sp500", {}, 1, "sharpe", "max")
+    steps = calibrate_steps(payload)
+    print(f"(a) calibrated: {steps} steps per report", flush=True)
     rates = [float(f"{1e-4 * (1 + k):.1e}") for k in range(TRIALS)]
     space = root / "space.yaml"
     space.write_text(
@@ -68,7 +75,7 @@ def overhead(root: Path) -> None:
         algo="ppo", search="grid", iterations=REPORTS, steps_per_iteration=steps, storage=str(root), name="unused"
     )
     plan = prepare(settings).plan
-    local = in_process(plan, [{"learning_rate": r} for r in rates])
+    local, _ = in_process(plan, [{"learning_rate": r} for r in rates], payload)
     command = [
         *[sys.executable, "-m", "rlops.cli", "tune", "--algo", "ppo", "--search", "grid", "--samples", "1"],
         *["--scheduler", "none", "--space", str(space), "--iterations", str(REPORTS)],
@@ -124,9 +131,12 @@ def asha_vs_full(root: Path) -> None:
 
 
 def main() -> None:
+    parts = os.environ.get("BENCH_TUNE_PARTS", "a,b").split(",")
     with tempfile.TemporaryDirectory(prefix="bench-tune-") as folder:
-        overhead(Path(folder))
-        asha_vs_full(Path(folder))
+        if "a" in parts:
+            overhead(Path(folder))
+        if "b" in parts:
+            asha_vs_full(Path(folder))
 
 
 if __name__ == "__main__":

@@ -176,8 +176,9 @@ def searcher(settings: TuneSettings, space: SearchSpace) -> Any:
         return BayesOptSearch(metric=key, mode=mode, random_state=settings.seed, random_search_steps=2)
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    # Seeded, so that two experiments with the same --seed try the same configurations.
-    return BasicVariantGenerator(random_state=settings.seed)
+    # Seeded, so that two experiments with the same --seed try the same configurations. Tune's own
+    # max_concurrent_trials applies to model-based searchers only; this generator limits itself.
+    return BasicVariantGenerator(random_state=settings.seed, max_concurrent=settings.max_concurrent)
 
 
 def scheduler(settings: TuneSettings, space: SearchSpace) -> Any:
@@ -232,6 +233,10 @@ def _trainable(prepared: Prepared, payload: Payload, trainable: Trainable) -> An
 def _run_config(prepared: Prepared) -> Any:
     from ray import tune
 
+    # Keeping the best checkpoints (num_to_keep) makes Tune snapshot its small experiment state after each
+    # checkpoint; by design here, so its "snapshotting is frequent" notice would only flood the log.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
     settings = prepared.settings
     return tune.RunConfig(
         name=settings.name,
@@ -258,7 +263,7 @@ def _tune_config(prepared: Prepared) -> Any:
         search_alg=searcher(settings, prepared.space),
         scheduler=scheduler(settings, prepared.space),
         num_samples=settings.samples,
-        max_concurrent_trials=settings.max_concurrent or None,
+        max_concurrent_trials=(settings.max_concurrent or None) if settings.search in ("bayes", "bayesopt") else None,
         # PBT swaps configurations in running trials; reusing their actors saves a process start per exploit.
         reuse_actors=settings.scheduler == "pbt",
         trial_dirname_creator=_trial_dirname,

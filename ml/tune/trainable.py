@@ -123,18 +123,20 @@ def train_fn(config: dict[str, Any], payload: Payload, plan: TrialPlan) -> None:
     )
     key = metric_key(payload.metric)
     started = time.perf_counter()
-    for iteration in range(done + 1, plan.iterations + 1):
-        policy, checkpoint, stats = next(chunks)
-        value, details = score(policy, payload)
-        metrics: dict[str, Any] = {
-            key: value,
-            **details,
-            **{k: (v if math.isfinite(v) else None) for k, v in stats.items()},
-            "resumed_from": done,
-            "node_id": node_id,
-            "trial_time_s": time.perf_counter() - started,
-        }
-        last = iteration == plan.iterations
-        agent = checkpoint() if last or iteration % plan.checkpoint_every == 0 else None
-        _report(metrics, agent, iteration)
-    chunks.close()
+    try:
+        for iteration in range(done + 1, plan.iterations + 1):
+            policy, checkpoint, stats = next(chunks)
+            value, details = score(policy, payload)
+            metrics: dict[str, Any] = {
+                key: value,
+                **details,
+                **{k: (v if math.isfinite(v) else None) for k, v in stats.items()},
+                "resumed_from": done,
+                "node_id": node_id,
+                "trial_time_s": time.perf_counter() - started,
+            }
+            last = iteration == plan.iterations
+            agent = checkpoint() if last or iteration % plan.checkpoint_every == 0 else None
+            _report(metrics, agent, iteration)
+    finally:
+        chunks.close()  # closes the PPO environments / removes A3C's scratch runs, also when a trial fails

@@ -53,7 +53,7 @@ def test_smoke_run_of_each_algorithm_and_search(tmp_path: Path, algo: str, searc
     assert len(board) == 2
     assert set(board["status"]) == {"TERMINATED"}
     assert board["best_val_sharpe"].notna().all()
-    saved = pd.read_csv(exp / "leaderboard.csv")
+    saved = pd.read_csv(exp / "leaderboard.csv", dtype={"trial_id": str})  # ids like 66792e26 read as floats
     assert list(saved["trial_id"]) == list(board["trial_id"])
     assert len(pd.read_parquet(exp / "leaderboard.parquet")) == 2
     best = yaml.safe_load((exp / "best_config.yaml").read_text())
