@@ -36,6 +36,7 @@ from ml.agents.env_sources import EnvSource, gym_source, trading_source
 from ml.agents.evaluation import evaluate
 from ml.agents.policy import load_policy
 from ml.agents.ppo import train_ppo
+from ml.agents.presets import cartpole_ppo
 
 EVAL_EPISODES = 10
 
@@ -134,20 +135,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    cartpole = PPOConfig(
-        total_timesteps=args.steps,
-        num_envs=8,
-        rollout_steps=32,
-        batch_size=256,
-        num_epochs=20,
-        learning_rate=1e-3,
-        lr_schedule="linear",
-        gamma=0.98,
-        gae_lambda=0.8,
-        entropy_coef=0.0,
-        normalize_obs=False,
-        seed=0,
-    )
+    cartpole = cartpole_ppo(args.steps)
     source = gym_source("cartpole")
     ours = run_ours(cartpole, source, source, EVAL_EPISODES)
     sb3 = run_sb3(cartpole, source.make_env, source.make_env, EVAL_EPISODES)

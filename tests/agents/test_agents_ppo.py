@@ -13,24 +13,11 @@ from ml.agents.checkpoint import load_checkpoint
 from ml.agents.config import PPOConfig
 from ml.agents.env_sources import gym_source
 from ml.agents.ppo import train_ppo
+from ml.agents.presets import cartpole_ppo
 
 from .helpers import CallableSource, TargetEnv
 
-# The rl-zoo CartPole-v1 hyperparameters (also what the benchmark gives both PPO implementations).
-CARTPOLE = PPOConfig(
-    total_timesteps=100_000,
-    num_envs=8,
-    rollout_steps=32,
-    batch_size=256,
-    num_epochs=20,
-    learning_rate=1e-3,
-    lr_schedule="linear",
-    gamma=0.98,
-    gae_lambda=0.8,
-    entropy_coef=0.0,
-    normalize_obs=False,
-    seed=0,
-)
+CARTPOLE = cartpole_ppo()
 SMALL = PPOConfig(total_timesteps=1024, num_envs=4, rollout_steps=32, batch_size=64, num_epochs=3, eval_episodes=0)
 
 
