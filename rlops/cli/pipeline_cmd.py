@@ -8,7 +8,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="validate -> tune -> retrain -> backtest on test -> report -> record.", no_args_is_help=True)
+app = typer.Typer(
+    help="The research pipeline: validate -> tune -> retrain -> backtest on test -> report -> record.",
+    no_args_is_help=True,
+)
 ConfigOption = Annotated[str | None, typer.Option("--config", help="pipeline YAML (unknown keys are errors)")]
 ForceOption = Annotated[bool, typer.Option("--force", help="rerun even when the outputs are up to date")]
 
