@@ -7,7 +7,16 @@ from dataclasses import dataclass
 
 from ml.data import storage
 from ml.pipeline.config import PipelineConfig
-from ml.pipeline.stages import STAGES, Stage, StageContext, read_stage, stage_key, stage_named, write_stage
+from ml.pipeline.stages import (
+    STAGES,
+    Stage,
+    StageContext,
+    load_dataset,
+    read_stage,
+    stage_key,
+    stage_named,
+    write_stage,
+)
 from rlops.errors import RlopsError
 
 
@@ -25,9 +34,8 @@ def default_locations(config: PipelineConfig) -> dict[str, str]:
 
 def _data_fingerprint(config: PipelineConfig) -> str:
     from ml.data.fingerprint import fingerprint
-    from ml.data.resolve import resolve_dataset
 
-    return fingerprint(resolve_dataset(config.dataset).frame)
+    return fingerprint(load_dataset(config.dataset).frame)
 
 
 def run_stage(

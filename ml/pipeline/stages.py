@@ -14,10 +14,12 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ml.data import storage
+from ml.data.bars import Bars
 from ml.pipeline.config import PipelineConfig
 from rlops.errors import RlopsError
 
@@ -75,12 +77,19 @@ def write_stage(location: str, stage: Stage, key: str, input_keys: dict[str, str
 # the stages
 
 
+@cache
+def load_dataset(spec: str) -> Bars:
+    """The dataset read once per process: the data stage's key and its work both need it."""
+    from ml.data.resolve import resolve_dataset
+
+    return resolve_dataset(spec)
+
+
 def run_data(ctx: StageContext) -> dict[str, Any]:
     """Load and validate the dataset (named, file, store or s3://) and write it as the run's own store."""
-    from ml.data.resolve import resolve_dataset
     from ml.data.store import write_store
 
-    bars = resolve_dataset(ctx.config.dataset)
+    bars = load_dataset(ctx.config.dataset)
     result = write_store(bars, storage.join(ctx.output, "store"), [ctx.config.dataset])
     frame = bars.frame
     ctx.say(f"{len(frame)} bars of {', '.join(bars.symbols)} validated; {len(bars.gaps)} gap(s) reported")
