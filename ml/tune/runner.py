@@ -196,6 +196,7 @@ def scheduler(settings: TuneSettings, space: SearchSpace) -> Any:
             time_attr="training_iteration",
             perturbation_interval=settings.checkpoint_every,
             hyperparam_mutations=space.mutations(),
+            custom_explore_fn=space.clip,
         )
     return None
 

@@ -136,6 +136,17 @@ class SearchSpace:
         """PBT's ``hyperparam_mutations``: resample from the same domains."""
         return {p.name: list(p.values) if p.kind == "choice" else domain(p) for p in self.params}
 
+    def clip(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Bring a PBT-perturbed configuration back inside the search ranges.
+
+        PBT perturbs a continuous value by x0.8 or x1.2, which can leave its range (gamma 0.97 -> 1.16).
+        """
+        for p in self.params:
+            if p.name in config and p.low is not None and p.high is not None and p.kind != "choice":
+                value = min(max(config[p.name], p.low), p.high)
+                config[p.name] = round(value) if p.kind == "int" else value
+        return config
+
 
 def domain(p: Param) -> Any:
     from ray import tune

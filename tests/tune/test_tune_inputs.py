@@ -123,3 +123,13 @@ def test_resume_of_something_that_is_no_experiment(tmp_path: Path, rlops: Any) -
     code, err = rlops("tune", "--resume", str(tmp_path / "nothing"))
     assert code == 1
     assert "is not an rlops tune experiment" in err
+
+
+def test_pbt_perturbations_are_clipped_back_into_the_search_ranges() -> None:
+    from ml.tune.spaces import build_space
+
+    space = build_space("ppo", {}, {}, "random")
+    gamma = next(p for p in space.params if p.name == "gamma")
+    clipped = space.clip({"gamma": 1.16, "learning_rate": 1e-9})
+    assert clipped["gamma"] == gamma.high
+    assert clipped["learning_rate"] == next(p for p in space.params if p.name == "learning_rate").low
