@@ -17,7 +17,7 @@ import pandas as pd
 
 from ml.agents.policy import load_policy
 from ml.backtest.metrics import compute_metrics_many
-from ml.backtest.vectorized import StackedPolicy, sweep
+from ml.backtest.vectorized import default_workers, sweep
 from ml.data.bars import Bars
 from ml.data.splits import Span
 from ml.envs import EnvConfig, prepare
@@ -56,21 +56,27 @@ def main() -> None:
 
     config = EnvConfig(window=16)
     data = prepare(synthetic_bars(0))
-    single_asset_markets = []
+    single_asset_markets, warm_up_markets = [], []
     for a in range(ASSETS):
         one = Bars(frame=data.bars.frame[data.bars.frame["symbol"] == f"S{a:02d}"].reset_index(drop=True), name=f"S{a}")
-        single_asset_markets.append(prepare(one, split=data.split).market(Span(0, BARS), config.window))
+        prepared = prepare(one, split=data.split)
+        single_asset_markets.append(prepared.market(Span(0, BARS), config.window))
+        warm_up_markets.append(prepared.market(Span(0, 100), config.window))
     obs_dim = config.window * len(single_asset_markets[0].feature_names) + 3
     with tempfile.TemporaryDirectory() as folder:
         paths = random_policy_checkpoints(Path(folder), obs_dim, len(config.levels), POLICIES, config.to_dict())
         policies = [load_policy(p) for p in paths]
-    StackedPolicy(policies)  # validation and first-touch costs outside the timing
+    # Compiled kernels loaded, memory first touched: one-off costs a long sweep amortises, outside the timing.
+    sweep(policies, warm_up_markets, config)
     start = time.perf_counter()
     result = sweep(policies, single_asset_markets, config)
     elapsed = time.perf_counter() - start
     rate = result.decisions / elapsed
     print(f"(a) {POLICIES} policies x {ASSETS} assets x {BARS} daily bars: {result.decisions:,} bar-decisions")
-    print(f"    wall time {elapsed:.2f} s, {rate:,.0f} bar-decisions/s  (target >= 1,000,000)")
+    print(
+        f"    wall time {elapsed:.2f} s, {rate:,.0f} bar-decisions/s on {default_workers()} cores "
+        "(target >= 1,000,000 on 2 cores)"
+    )
 
     rng = np.random.default_rng(1)
     returns = rng.normal(4e-4, 0.01, size=(BARS, SERIES))

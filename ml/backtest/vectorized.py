@@ -8,6 +8,7 @@ Actions are the deterministic ones `Policy.act` gives.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,13 +20,17 @@ from torch import Tensor, nn
 
 from ml.agents.normalization import OBS_CLIP
 from ml.agents.policy import Policy
+from ml.backtest.fork_map import fork_map
+from ml.backtest.sweep_kernel import observe_stacked, step_stacked
 from ml.envs.config import EnvConfig
-from ml.envs.execution import observe_markets_kernel, pack_params, step_markets_kernel
+from ml.envs.execution import pack_params
 from ml.envs.market import MarketData, check_fits, observation_size
 from rlops.errors import RlopsError
 
 _NORM_EPS = 1e-8  # the epsilon RunningMeanStd.normalize adds to the variance
-_ACTIVATIONS = {nn.Tanh: torch.tanh, nn.ReLU: torch.relu}
+# In place: every activation follows a Linear whose fresh output nobody else holds, and tanh's allocation is
+# a fifth of its cost at these sizes.
+_ACTIVATIONS = {nn.Tanh: torch.tanh_, nn.ReLU: torch.relu_}
 
 
 class StackedPolicy:
@@ -40,6 +45,7 @@ class StackedPolicy:
         if spec.action_nvec:
             raise RlopsError("stacked evaluation supports one action head per policy (single-asset discrete)")
         self.spec = spec
+        self.count = len(policies)
         self.discrete = spec.is_discrete
         self.layers: list[tuple[Tensor, Tensor] | Any] = []
         per_policy = [self._flatten(p.model.actor) for p in policies]
@@ -76,6 +82,11 @@ class StackedPolicy:
         x = torch.as_tensor(obs)
         if self.mean is not None and self.scale is not None:
             x = ((x.to(torch.float64) - self.mean) / self.scale).clamp(-OBS_CLIP, OBS_CLIP).to(torch.float32)
+        return self.act_normalised(x)
+
+    def act_normalised(self, x: Tensor) -> npt.NDArray[Any]:
+        """`act` for (P, B, D) observations that are already normalised (or need none); the caller turns
+        gradients off (once for a whole sweep rather than per bar)."""
         for layer in self.layers:
             x = torch.baddbmm(layer[1], x, layer[0]) if isinstance(layer, tuple) else layer(x)
         if self.discrete:
@@ -95,11 +106,39 @@ class SweepResult:
         return out
 
 
-def sweep(policies: Sequence[Policy], markets: Sequence[MarketData], config: EnvConfig) -> SweepResult:
+@dataclass(frozen=True)
+class _Panel:
+    """The read-only inputs every chunk of policies shares: prices, features and execution parameters."""
+
+    opens: npt.NDArray[np.float64]
+    closes: npt.NDArray[np.float64]
+    volumes: npt.NDArray[np.float64]
+    features: npt.NDArray[np.float64]
+    params: npt.NDArray[np.float64]
+    levels: npt.NDArray[np.float64]
+    first: MarketData
+    obs_size: int
+
+
+def default_workers() -> int:
+    """The CPUs this process may run on: the sweep's chunks of policies run one per core."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def sweep(
+    policies: Sequence[Policy],
+    markets: Sequence[MarketData],
+    config: EnvConfig,
+    workers: int | None = None,
+    use_fork: bool | None = None,
+) -> SweepResult:
     """Every policy on every market over each market's whole period, all markets stepped bar by bar together.
 
     Markets must share their time axis and decision range (e.g. single-asset slices of one panel); each bar is
-    one stacked forward pass and one compiled call that steps every (market, policy) account.
+    one stacked forward pass and one compiled call that steps every (market, policy) account. The policies are
+    split into `workers` chunks (default: one per available core) that run in parallel (`fork_map`: forked
+    processes on Linux unless `use_fork` is False, threads otherwise); a policy's results do not depend on the
+    chunk it ran in.
     """
     if not markets:
         raise RlopsError("sweep needs at least one market")
@@ -115,13 +154,33 @@ def sweep(policies: Sequence[Policy], markets: Sequence[MarketData], config: Env
     if obs_size != stacked.spec.obs_dim:
         raise RlopsError(f"policies expect observations of size {stacked.spec.obs_dim}, the markets give {obs_size}")
     check_fits(first, config)
-    num_markets, num_policies, assets = len(markets), len(policies), first.num_assets
+    chunks = min(workers if workers is not None else default_workers(), len(policies))
+    if chunks < 1:
+        raise RlopsError(f"sweep: workers must be >= 1 (got {workers})")
     opens, closes, volumes, features = (
         np.ascontiguousarray(np.stack([getattr(m, name) for m in markets]))
         for name in ("open", "close", "volume", "features")
     )
-    params = pack_params(config, first.periods_per_year)
-    levels = np.asarray(config.levels, dtype=np.float64)
+    panel = _Panel(
+        opens, closes, volumes, features, pack_params(config, first.periods_per_year),
+        np.asarray(config.levels, dtype=np.float64), first, obs_size,
+    )  # fmt: skip
+    groups = [StackedPolicy([policies[i] for i in part]) for part in np.array_split(np.arange(len(policies)), chunks)]
+    threads = torch.get_num_threads()
+    # The matrices are small: one intra-op thread per chunk; the chunks themselves give the parallelism.
+    torch.set_num_threads(1)
+    try:
+        parts = fork_map(lambda group: _sweep_chunk(group, panel, config), groups, use_fork)
+    finally:
+        torch.set_num_threads(threads)
+    equity = np.concatenate(parts, axis=0)
+    return SweepResult(equity, decisions=len(policies) * len(markets) * first.decision_bars)
+
+
+def _sweep_chunk(stacked: StackedPolicy, panel: _Panel, config: EnvConfig) -> npt.NDArray[np.float64]:
+    """Equity (policies, markets, bars + 1) of one chunk of policies, stepped bar by bar."""
+    first = panel.first
+    num_markets, num_policies, assets = panel.closes.shape[0], stacked.count, first.num_assets
     shape = (num_markets, num_policies)
     t = np.full(shape, first.first_decision, dtype=np.int64)
     end = np.full(shape, first.last_bar, dtype=np.int64)
@@ -129,28 +188,34 @@ def sweep(policies: Sequence[Policy], markets: Sequence[MarketData], config: Env
     shares, basis = np.zeros((*shape, assets)), np.zeros((*shape, assets))
     dsr_a, dsr_b, rewards = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     terminated, truncated = np.zeros(shape, dtype=np.bool_), np.zeros(shape, dtype=np.bool_)
-    fills, costs = np.zeros((*shape, assets, 3)), np.zeros((*shape, 3))
+    fills, costs, weights = np.zeros((*shape, assets, 3)), np.zeros((*shape, 3)), np.zeros((*shape, assets))
     rows = np.arange(num_policies, dtype=np.int64)
     alive = np.ones(shape, dtype=np.bool_)
-    obs = np.empty((num_markets, num_policies, obs_size), dtype=np.float32)
+    normalise = stacked.mean is not None and stacked.scale is not None
+    mean = stacked.mean[:, 0].numpy() if stacked.mean is not None else np.zeros((1, 1))
+    scale = stacked.scale[:, 0].numpy() if stacked.scale is not None else np.ones((1, 1))
+    scratch = np.empty((num_policies, panel.obs_size), dtype=np.float32)
+    obs = np.empty((num_policies, num_markets, panel.obs_size), dtype=np.float32)
+    obs_tensor = torch.from_numpy(obs)  # shares memory: the kernel refills it in place every bar
     steps = first.decision_bars
     equity = np.empty((num_policies, num_markets, steps + 1))
     equity[:, :, 0] = config.initial_cash
-    threads = torch.get_num_threads()
-    # The matrices are small: one thread avoids cross-core synchronisation that costs more than it saves.
-    torch.set_num_threads(1)
-    try:
+
+    def observe() -> None:
+        observe_stacked(
+            panel.features, config.window, panel.closes, t, cash, shares, basis, equity_now, rows, mean, scale,
+            normalise, scratch, obs,
+        )  # fmt: skip
+
+    observe()
+    with torch.inference_mode():
         for step in range(1, steps + 1):
-            observe_markets_kernel(features, config.window, closes, t, cash, shares, basis, equity_now, rows, obs)
-            actions = stacked.act(obs.transpose(1, 0, 2))  # (P, M) or (P, M, A)
-            weights = actions.reshape(num_policies, num_markets, assets).transpose(1, 0, 2).astype(np.float64)
-            step_markets_kernel(
-                np.ascontiguousarray(weights), levels, params, opens, closes, volumes, t, end, cash, shares, basis,
-                equity_now, dsr_a, dsr_b, rewards, terminated, truncated, fills, costs,
+            actions = stacked.act_normalised(obs_tensor).reshape(num_policies, num_markets, -1)
+            step_stacked(
+                actions, weights, panel.levels, panel.params, panel.opens, panel.closes, panel.volumes, t, end,
+                cash, shares, basis, equity_now, dsr_a, dsr_b, rewards, terminated, truncated, fills, costs, alive,
+                equity, step,
             )  # fmt: skip
-            # A ruined account (equity <= 0) ends there; the kernel keeps stepping it in lockstep, unread.
-            equity[:, :, step] = np.where(alive, equity_now, equity[:, :, step - 1].T).T
-            alive &= ~terminated
-    finally:
-        torch.set_num_threads(threads)
-    return SweepResult(equity, decisions=num_policies * num_markets * steps)
+            if step < steps:
+                observe()
+    return equity

@@ -40,6 +40,20 @@ def test_sweep_equals_one_policy_at_a_time(tmp_path: Path) -> None:
             np.testing.assert_array_equal(result.equity[p, m], np.asarray(equity))
 
 
+@pytest.mark.parametrize("use_fork", [True, False], ids=["processes", "threads"])
+def test_parallel_chunks_give_the_single_chunk_result(tmp_path: Path, use_fork: bool) -> None:
+    markets = [EnvSpec(dataset=name, period="validation", env=CONFIG).market() for name in ("sp500", "nasdaq")]
+    obs_dim = TradingEnv(markets[0], CONFIG).sim.obs_size
+    paths = random_policy_checkpoints(tmp_path, obs_dim, len(CONFIG.levels), 5, CONFIG.to_dict())
+    policies = [load_policy(p) for p in paths]
+    one = sweep(policies, markets, CONFIG, workers=1)
+    split = sweep(policies, markets, CONFIG, workers=2, use_fork=use_fork)
+    np.testing.assert_array_equal(split.equity, one.equity)
+    assert split.decisions == one.decisions
+    with pytest.raises(RlopsError, match="workers must be >= 1"):
+        sweep(policies, markets, CONFIG, workers=0)
+
+
 def test_mismatched_policies_are_refused(tmp_path: Path) -> None:
     small = random_policy_checkpoints(tmp_path / "a", 10, 3, 1, {})
     large = random_policy_checkpoints(tmp_path / "b", 12, 3, 1, {})

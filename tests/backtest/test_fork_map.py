@@ -1,0 +1,60 @@
+"""fork_map: results in order from forked children or threads, a child's error or death raised in the parent."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ml.backtest.fork_map import fork_available, fork_map
+from rlops.errors import RlopsError
+
+needs_fork = pytest.mark.skipif(not fork_available(), reason="fork start method is Linux-only here")
+
+
+def square_with_pid(x: int) -> tuple[int, int]:
+    return x * x, os.getpid()
+
+
+@needs_fork
+def test_items_after_the_first_run_in_other_processes() -> None:
+    results = fork_map(square_with_pid, [1, 2, 3])
+    assert [value for value, _ in results] == [1, 4, 9]
+    pids = [pid for _, pid in results]
+    assert pids[0] == os.getpid()
+    assert len(set(pids)) == 3
+
+
+def test_threads_give_the_same_results() -> None:
+    results = fork_map(square_with_pid, [1, 2, 3], use_fork=False)
+    assert [value for value, _ in results] == [1, 4, 9]
+    assert {pid for _, pid in results} == {os.getpid()}
+
+
+def fail_on_two(x: int) -> int:
+    if x == 2:
+        raise ValueError(f"bad item {x}")
+    return x
+
+
+def die_on_two(x: int) -> int:
+    if x == 2:
+        os._exit(7)
+    return x
+
+
+@needs_fork
+def test_a_child_error_is_raised_with_its_traceback() -> None:
+    with pytest.raises(RlopsError, match=r"(?s)parallel worker 1 failed.*ValueError: bad item 2"):
+        fork_map(fail_on_two, [1, 2])
+
+
+@needs_fork
+def test_a_child_that_dies_is_an_error_naming_its_exit_code() -> None:
+    with pytest.raises(RlopsError, match="parallel worker 1 died \\(exit code 7\\)"):
+        fork_map(die_on_two, [1, 2])
+
+
+def test_a_thread_error_propagates() -> None:
+    with pytest.raises(ValueError, match="bad item 2"):
+        fork_map(fail_on_two, [1, 2], use_fork=False)
