@@ -12,7 +12,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 class ActionDistribution(Protocol):
@@ -87,7 +87,7 @@ class DiagGaussian:
 
     def log_prob(self, actions: Tensor) -> Tensor:
         z = (actions - self.mean) / self.log_std.exp()
-        return (-0.5 * z.square() - self.log_std - _LOG_SQRT_2PI).sum(dim=-1)
+        return (-0.5 * z.square() - self.log_std - LOG_SQRT_2PI).sum(dim=-1)
 
     def entropy(self) -> Tensor:
-        return (0.5 + _LOG_SQRT_2PI + self.log_std).sum(dim=-1)
+        return (0.5 + LOG_SQRT_2PI + self.log_std).sum(dim=-1)

@@ -7,9 +7,11 @@ from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional
 
 from ml.agents.distributions import ActionDistribution, Categorical, DiagGaussian, MultiCategorical
 from ml.agents.spaces import SpaceSpec
+from rlops.errors import RlopsError
 
 Activation = Literal["tanh", "relu"]
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
@@ -44,6 +46,27 @@ def _body(in_features: int, hidden_sizes: tuple[int, ...], activation: Activatio
     return nn.Sequential(*layers)
 
 
+def mlp_layers(module: nn.Module) -> list[nn.Module]:
+    """The leaf layers of an MLP in order; anything but Linear/Tanh/ReLU is an error (closed-form gradients
+    and stacked evaluation know only these)."""
+    leaves = [m for m in module.modules() if not list(m.children())]
+    for leaf in leaves:
+        if not isinstance(leaf, nn.Linear | nn.Tanh | nn.ReLU):
+            raise RlopsError(f"expected a Linear/Tanh/ReLU MLP, found {type(leaf).__name__}")
+    return leaves
+
+
+def run_mlp(layers: list[nn.Module], x: Tensor) -> Tensor:
+    """The layers applied in order: what ``nn.Sequential`` computes, without its per-module call overhead
+    (a third of a small batch's forward time on a CPU)."""
+    for layer in layers:
+        if isinstance(layer, nn.Linear):
+            x = functional.linear(x, layer.weight, layer.bias)
+        else:
+            x = torch.tanh(x) if isinstance(layer, nn.Tanh) else torch.relu(x)
+    return x
+
+
 class ActorCritic(nn.Module):
     """Policy and value networks for one :class:`SpaceSpec`.
 
@@ -66,13 +89,15 @@ class ActorCritic(nn.Module):
         self.log_std = nn.Parameter(torch.full((spec.action_dim,), float(log_std_init)))
         if not spec.is_continuous:
             self.log_std.requires_grad_(False)
+        # Plain lists (not registered submodules): the same layers, in order, for closed-form gradients.
+        self.actor_layers = mlp_layers(self.actor)
+        self.critic_layers = mlp_layers(self.critic)
 
     def value(self, obs: Tensor) -> Tensor:
-        out: Tensor = self.critic(obs)
-        return out.squeeze(-1)
+        return run_mlp(self.critic_layers, obs).squeeze(-1)
 
     def distribution(self, obs: Tensor) -> ActionDistribution:
-        head: Tensor = self.actor(obs)
+        head = run_mlp(self.actor_layers, obs)
         if self.spec.is_discrete:
             return Categorical(head)
         if self.spec.action_kind == "multi_discrete":

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ml.agents.checkpoint import Checkpoint, save_checkpoint
 from ml.agents.config import PPOConfig
@@ -26,6 +26,7 @@ from ml.agents.evaluation import evaluate
 from ml.agents.networks import ActorCritic, Evaluation
 from ml.agents.normalization import RunningMeanStd
 from ml.agents.policy import Policy
+from ml.agents.ppo_grad import PPOLoss, clip_grad_norm, fused_adam_step, ppo_loss_and_grads
 from ml.agents.result import TrainResult
 from ml.agents.run_logger import RunLogger
 from ml.agents.schedules import learning_rate_at
@@ -34,15 +35,6 @@ from ml.agents.vec_env import VecEnvAdapter
 from rlops.errors import RlopsError
 
 RETURN_WINDOW = 100
-
-
-class PPOLoss(NamedTuple):
-    total: Tensor
-    policy: Tensor
-    value: Tensor
-    entropy: Tensor
-    approx_kl: Tensor
-    clip_fraction: Tensor
 
 
 class PPOMetrics(NamedTuple):
@@ -71,7 +63,10 @@ def ppo_loss(
     value_loss_coef: float,
     entropy_coef: float,
 ) -> PPOLoss:
-    """Clipped surrogate + (optionally clipped) value loss - entropy bonus, on one minibatch."""
+    """Clipped surrogate + (optionally clipped) value loss - entropy bonus, on one minibatch, for autograd.
+
+    The definition of the loss; training uses `ppo_loss_and_grads`, its closed-form gradient (tested equal).
+    """
     log_ratio = evaluation.log_probs - batch.log_probs
     ratio = log_ratio.exp()
     surrogate = torch.min(ratio * advantages, ratio.clamp(1.0 - clip_param, 1.0 + clip_param) * advantages)
@@ -105,6 +100,7 @@ class PPOTrainer:
         # eps=1e-5 rather than Adam's 1e-8: the value used by the reference PPO implementations.
         # fused: one kernel for all parameters, which matters with many small tensors and tiny batches.
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=1e-5, fused=True)
+        self._trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.obs_norm = RunningMeanStd(self.spec.obs_dim) if config.normalize_obs else None
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.buffer = RolloutBuffer(self.spec, config.rollout_steps, config.num_envs, self.device)
@@ -161,6 +157,7 @@ class PPOTrainer:
         last_values = self.model.value(self._observe(self.env.obs, update_stats=False))
         return self.buffer.compute(last_values, self.config.gamma, self.config.gae_lambda)
 
+    @torch.no_grad()
     def update(self, batch: Batch) -> tuple[list[PPOLoss], int]:
         """``num_epochs`` passes of minibatch gradient steps; returns the losses and the number of steps."""
         cfg = self.config
@@ -170,8 +167,9 @@ class PPOTrainer:
                 advantages = mb.advantages
                 if cfg.normalize_advantages:
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-                loss = ppo_loss(
-                    self.model.evaluate(mb.obs, mb.actions),
+                self.optimizer.zero_grad(set_to_none=True)
+                loss = ppo_loss_and_grads(
+                    self.model,
                     mb,
                     advantages,
                     cfg.clip_param,
@@ -181,11 +179,9 @@ class PPOTrainer:
                 )
                 if cfg.target_kl is not None and float(loss.approx_kl) > cfg.target_kl:
                     return losses, len(losses)  # the policy moved far enough from the one that collected
-                self.optimizer.zero_grad(set_to_none=True)
-                torch.autograd.backward(loss.total)
-                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm, foreach=True)
-                self.optimizer.step()
-                losses.append(PPOLoss(*(part.detach() for part in loss)))
+                clip_grad_norm(self._trainable, cfg.max_grad_norm)
+                fused_adam_step(self.optimizer)
+                losses.append(loss)
         return losses, len(losses)
 
     def iterate(self) -> PPOMetrics:

@@ -18,6 +18,7 @@ import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 
+from ml.agents.networks import mlp_layers
 from ml.agents.normalization import OBS_CLIP
 from ml.agents.policy import Policy
 from ml.backtest.fork_map import fork_map
@@ -48,7 +49,7 @@ class StackedPolicy:
         self.count = len(policies)
         self.discrete = spec.is_discrete
         self.layers: list[tuple[Tensor, Tensor] | Any] = []
-        per_policy = [self._flatten(p.model.actor) for p in policies]
+        per_policy = [mlp_layers(p.model.actor) for p in policies]
         if any(len(layers) != len(per_policy[0]) for layers in per_policy):
             raise RlopsError("stacked policies must share their network shape")
         for parts in zip(*per_policy, strict=True):
@@ -68,14 +69,6 @@ class StackedPolicy:
             self.scale = torch.stack([torch.sqrt(n.var + _NORM_EPS) for n in norms if n is not None])[:, None, :]
         self.low = torch.as_tensor(np.asarray(spec.action_low, dtype=np.float32))
         self.high = torch.as_tensor(np.asarray(spec.action_high, dtype=np.float32))
-
-    @staticmethod
-    def _flatten(module: nn.Module) -> list[nn.Module]:
-        leaves = [m for m in module.modules() if not list(m.children())]
-        for leaf in leaves:
-            if not isinstance(leaf, nn.Linear | nn.Tanh | nn.ReLU):
-                raise RlopsError(f"stacked evaluation supports Linear/Tanh/ReLU MLPs, not {type(leaf).__name__}")
-        return leaves
 
     @torch.no_grad()
     def act(self, obs: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
