@@ -14,6 +14,7 @@ two branches' derivatives agree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -158,11 +159,11 @@ def ppo_loss_and_grads(
     return PPOLoss(total, policy_loss, value_loss, mean_entropy, approx_kl, clip_fraction)
 
 
-def clip_grad_norm(parameters: list[Tensor], max_norm: float) -> Tensor:
+def clip_grad_norm(parameters: Sequence[Tensor], max_norm: float) -> Tensor:
     """`nn.utils.clip_grad_norm_` (same arithmetic, same result) without its per-call grouping of tensors by
     device and dtype, which costs more than the clipping itself at this size. Returns the total norm."""
     grads = [p.grad for p in parameters if p.grad is not None]
-    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    total: Tensor = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
     torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
     return total
 
