@@ -265,8 +265,9 @@ def _tune_config(prepared: Prepared) -> Any:
         scheduler=scheduler(settings, prepared.space),
         num_samples=settings.samples,
         max_concurrent_trials=(settings.max_concurrent or None) if settings.search in ("bayes", "bayesopt") else None,
-        # PBT swaps configurations in running trials; reusing their actors saves a process start per exploit.
-        reuse_actors=settings.scheduler == "pbt",
+        # A new trial runs in a finished trial's actor (same resources): no process start, no second import
+        # of torch and the agents, no second copy of the data; PBT also swaps configurations this way.
+        reuse_actors=True,
         trial_dirname_creator=_trial_dirname,
     )
 
