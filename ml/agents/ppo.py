@@ -26,7 +26,7 @@ from ml.agents.evaluation import evaluate
 from ml.agents.networks import ActorCritic, Evaluation
 from ml.agents.normalization import RunningMeanStd
 from ml.agents.policy import Policy
-from ml.agents.ppo_grad import PPOLoss, clip_grad_norm, fused_adam_step, ppo_loss_and_grads
+from ml.agents.ppo_grad import PPOLoss, clip_grad_norm, fused_adam_step, ppo_loss_and_grads, ratio_diagnostics
 from ml.agents.result import TrainResult
 from ml.agents.run_logger import RunLogger
 from ml.agents.schedules import learning_rate_at
@@ -78,11 +78,7 @@ def ppo_loss(
     value_loss = 0.5 * value_error.mean()
     entropy = evaluation.entropy.mean()
     total = policy_loss + value_loss_coef * value_loss - entropy_coef * entropy
-    with torch.no_grad():
-        # The low-variance, always non-negative KL estimator (ratio - 1) - log(ratio).
-        approx_kl = ((ratio - 1.0) - log_ratio).mean()
-        clip_fraction = ((ratio - 1.0).abs() > clip_param).float().mean()
-    return PPOLoss(total, policy_loss, value_loss, entropy, approx_kl, clip_fraction)
+    return PPOLoss(total, policy_loss, value_loss, entropy, *ratio_diagnostics(ratio, log_ratio, clip_param))
 
 
 class PPOTrainer:

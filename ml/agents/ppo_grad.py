@@ -38,13 +38,8 @@ class PPOLoss(NamedTuple):
     clip_fraction: Tensor
 
 
-class _Tape(NamedTuple):
-    """Each layer's input (Linear) or output (activation), in forward order."""
-
-    saved: list[Tensor]
-
-
-def _forward(layers: list[nn.Module], x: Tensor) -> tuple[Tensor, _Tape]:
+def _forward(layers: list[nn.Module], x: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """The output, and each layer's input (Linear) or output (activation) in order: what `_backward` needs."""
     saved: list[Tensor] = []
     for layer in layers:
         if isinstance(layer, nn.Linear):
@@ -53,13 +48,13 @@ def _forward(layers: list[nn.Module], x: Tensor) -> tuple[Tensor, _Tape]:
         else:
             x = torch.tanh(x) if isinstance(layer, nn.Tanh) else torch.relu(x)
             saved.append(x)
-    return x, _Tape(saved)
+    return x, saved
 
 
-def _backward(layers: list[nn.Module], tape: _Tape, grad: Tensor) -> None:
+def _backward(layers: list[nn.Module], saved_values: list[Tensor], grad: Tensor) -> None:
     """Chain rule from d(loss)/d(output) back through the layers, writing each Linear's `.grad`."""
     for index in range(len(layers) - 1, -1, -1):
-        layer, saved = layers[index], tape.saved[index]
+        layer, saved = layers[index], saved_values[index]
         if isinstance(layer, nn.Linear):
             layer.weight.grad = grad.t().mm(saved)
             layer.bias.grad = grad.sum(dim=0)
@@ -153,10 +148,17 @@ def ppo_loss_and_grads(
     if log_std_grad is not None:
         model.log_std.grad = log_std_grad
 
-    approx_kl = ((ratio - 1.0) - log_ratio).mean()
-    clip_fraction = ((ratio - 1.0).abs() > clip_param).float().mean()
     total = policy_loss + value_loss_coef * value_loss - entropy_coef * mean_entropy
-    return PPOLoss(total, policy_loss, value_loss, mean_entropy, approx_kl, clip_fraction)
+    return PPOLoss(total, policy_loss, value_loss, mean_entropy, *ratio_diagnostics(ratio, log_ratio, clip_param))
+
+
+def ratio_diagnostics(ratio: Tensor, log_ratio: Tensor, clip_param: float) -> tuple[Tensor, Tensor]:
+    """Approximate KL (the low-variance, always non-negative estimator (ratio - 1) - log(ratio)) and the
+    fraction of ratios outside the clip range."""
+    with torch.no_grad():
+        approx_kl = ((ratio - 1.0) - log_ratio).mean()
+        clip_fraction = ((ratio - 1.0).abs() > clip_param).float().mean()
+    return approx_kl, clip_fraction
 
 
 def clip_grad_norm(parameters: Sequence[Tensor], max_norm: float) -> Tensor:
@@ -175,19 +177,19 @@ def fused_adam_step(optimizer: torch.optim.Adam) -> None:
     the state is the optimizer's own, so its `state_dict` (checkpoints) is unchanged."""
     group = optimizer.param_groups[0]
     params = [p for p in group["params"] if p.grad is not None]
-    states = [optimizer.state.get(p) for p in params]
-    simple = len(optimizer.param_groups) == 1 and group["fused"] and not (group["amsgrad"] or group["maximize"])
-    if not simple or any(not state for state in states) or group.get("decoupled_weight_decay", False):
+    covered = len(optimizer.param_groups) == 1 and group["fused"] and all(optimizer.state.get(p) for p in params)
+    if not covered or group["amsgrad"] or group["maximize"] or group.get("decoupled_weight_decay", False):
         optimizer.step()
         return
-    steps = [state["step"] for state in states if state]
+    states = [optimizer.state[p] for p in params]
+    steps = [state["step"] for state in states]
     torch._foreach_add_(steps, 1)
     beta1, beta2 = group["betas"]
     torch._fused_adam_(
         params,
         [p.grad for p in params],
-        [state["exp_avg"] for state in states if state],
-        [state["exp_avg_sq"] for state in states if state],
+        [state["exp_avg"] for state in states],
+        [state["exp_avg_sq"] for state in states],
         [],
         steps,
         amsgrad=False,

@@ -27,10 +27,13 @@ def fork_available() -> bool:
 
 
 def fork_map(fn: Callable[[T], R], items: Sequence[T], use_fork: bool | None = None) -> list[R]:
-    """`[fn(item) for item in items]`, the items in parallel. A child's exception is raised here, with its
+    """`[fn(item) for item in items]`, the items in parallel: forked children (`use_fork` True, or None on
+    Linux) or threads (False, or None elsewhere). A child's exception is raised here, with its
     traceback in the message; a child that dies without a word is an error naming its exit code."""
     if len(items) <= 1:
         return [fn(item) for item in items]
+    if use_fork and not fork_available():
+        raise RlopsError(f"fork_map: forked workers need Linux's fork start method (this is {sys.platform})")
     if not (fork_available() if use_fork is None else use_fork):
         with ThreadPoolExecutor(max_workers=len(items), thread_name_prefix="fork-map") as pool:
             return list(pool.map(fn, items))

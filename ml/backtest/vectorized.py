@@ -8,6 +8,8 @@ Actions are the deterministic ones `Policy.act` gives.
 
 from __future__ import annotations
 
+import copy
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,6 +71,17 @@ class StackedPolicy:
             self.scale = torch.stack([torch.sqrt(n.var + _NORM_EPS) for n in norms if n is not None])[:, None, :]
         self.low = torch.as_tensor(np.asarray(spec.action_low, dtype=np.float32))
         self.high = torch.as_tensor(np.asarray(spec.action_high, dtype=np.float32))
+
+    def rows(self, start: int, stop: int) -> StackedPolicy:
+        """Policies start..stop-1 as their own stack: views into this one's tensors, nothing stacked again."""
+        part = copy.copy(self)
+        part.count = stop - start
+        part.layers = [
+            (layer[0][start:stop], layer[1][start:stop]) if isinstance(layer, tuple) else layer for layer in self.layers
+        ]
+        part.mean = None if self.mean is None else self.mean[start:stop]
+        part.scale = None if self.scale is None else self.scale[start:stop]
+        return part
 
     @torch.no_grad()
     def act(self, obs: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
@@ -158,7 +171,8 @@ def sweep(
         opens, closes, volumes, features, pack_params(config, first.periods_per_year),
         np.asarray(config.levels, dtype=np.float64), first, obs_size,
     )  # fmt: skip
-    groups = [StackedPolicy([policies[i] for i in part]) for part in np.array_split(np.arange(len(policies)), chunks)]
+    bounds = np.linspace(0, len(policies), chunks + 1).round().astype(int)
+    groups = [stacked.rows(int(start), int(stop)) for start, stop in itertools.pairwise(bounds)]
     threads = torch.get_num_threads()
     # The matrices are small: one intra-op thread per chunk; the chunks themselves give the parallelism.
     torch.set_num_threads(1)

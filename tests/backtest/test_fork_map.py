@@ -6,19 +6,17 @@ import os
 
 import pytest
 
-from ml.backtest.fork_map import fork_available, fork_map
+import ml.backtest.fork_map as fork_map_module
+from ml.backtest.fork_map import fork_map
 from rlops.errors import RlopsError
-
-needs_fork = pytest.mark.skipif(not fork_available(), reason="fork start method is Linux-only here")
 
 
 def square_with_pid(x: int) -> tuple[int, int]:
     return x * x, os.getpid()
 
 
-@needs_fork
 def test_items_after_the_first_run_in_other_processes() -> None:
-    results = fork_map(square_with_pid, [1, 2, 3])
+    results = fork_map(square_with_pid, [1, 2, 3], use_fork=True)
     assert [value for value, _ in results] == [1, 4, 9]
     pids = [pid for _, pid in results]
     assert pids[0] == os.getpid()
@@ -43,18 +41,23 @@ def die_on_two(x: int) -> int:
     return x
 
 
-@needs_fork
 def test_a_child_error_is_raised_with_its_traceback() -> None:
     with pytest.raises(RlopsError, match=r"(?s)parallel worker 1 failed.*ValueError: bad item 2"):
-        fork_map(fail_on_two, [1, 2])
+        fork_map(fail_on_two, [1, 2], use_fork=True)
 
 
-@needs_fork
 def test_a_child_that_dies_is_an_error_naming_its_exit_code() -> None:
     with pytest.raises(RlopsError, match="parallel worker 1 died \\(exit code 7\\)"):
-        fork_map(die_on_two, [1, 2])
+        fork_map(die_on_two, [1, 2], use_fork=True)
 
 
 def test_a_thread_error_propagates() -> None:
     with pytest.raises(ValueError, match="bad item 2"):
         fork_map(fail_on_two, [1, 2], use_fork=False)
+
+
+def test_forking_where_fork_is_unavailable_is_a_named_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fork_map_module, "fork_available", lambda: False)
+    with pytest.raises(RlopsError, match="forked workers need Linux's fork start method"):
+        fork_map(square_with_pid, [1, 2], use_fork=True)
+    assert [value for value, _ in fork_map(square_with_pid, [1, 2])] == [1, 4]  # default: threads there
