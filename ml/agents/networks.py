@@ -49,7 +49,8 @@ def _body(in_features: int, hidden_sizes: tuple[int, ...], activation: Activatio
 def mlp_layers(module: nn.Module) -> list[nn.Module]:
     """The leaf layers of an MLP in order; anything but Linear/Tanh/ReLU is an error (closed-form gradients
     and stacked evaluation know only these)."""
-    leaves = [m for m in module.modules() if not list(m.children())]
+    # An empty Sequential (no hidden layers) is a container, not a layer.
+    leaves = [m for m in module.modules() if not list(m.children()) and not isinstance(m, nn.Sequential)]
     for leaf in leaves:
         if not isinstance(leaf, nn.Linear | nn.Tanh | nn.ReLU):
             raise RlopsError(f"expected a Linear/Tanh/ReLU MLP, found {type(leaf).__name__}")

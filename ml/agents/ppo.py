@@ -28,10 +28,11 @@ from ml.agents.normalization import RunningMeanStd
 from ml.agents.policy import Policy
 from ml.agents.ppo_grad import PPOLoss, clip_grad_norm, fused_adam_step, ppo_loss_and_grads, ratio_diagnostics
 from ml.agents.result import TrainResult
+from ml.agents.rollout_policy import RolloutPolicy
 from ml.agents.run_logger import RunLogger
 from ml.agents.schedules import learning_rate_at
 from ml.agents.storage import Batch, RolloutBuffer, minibatches
-from ml.agents.vec_env import VecEnvAdapter
+from ml.agents.vec_env import FloatArray, VecEnvAdapter
 from rlops.errors import RlopsError
 
 RETURN_WINDOW = 100
@@ -98,14 +99,15 @@ class PPOTrainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=1e-5, fused=True)
         self._trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.obs_norm = RunningMeanStd(self.spec.obs_dim) if config.normalize_obs else None
-        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        # On the CPU whatever the device: it draws the rollout's random numbers and the minibatch order there.
+        self.generator = torch.Generator().manual_seed(config.seed)
         self.buffer = RolloutBuffer(self.spec, config.rollout_steps, config.num_envs, self.device)
         self.recent_returns: deque[float] = deque(maxlen=RETURN_WINDOW)
         self.episodes = 0
         self.global_step = 0
         self.iteration = 0
-        self._low = torch.tensor(self.spec.action_low, dtype=torch.float32)
-        self._high = torch.tensor(self.spec.action_high, dtype=torch.float32)
+        self._low = np.asarray(self.spec.action_low, dtype=np.float32)
+        self._high = np.asarray(self.spec.action_high, dtype=np.float32)
         if resume is None:
             env.reset(seed=config.seed)
         else:
@@ -115,43 +117,49 @@ class PPOTrainer:
         """An inference view sharing this trainer's network and statistics."""
         return Policy(self.model, self.obs_norm, self.device)
 
-    def _observe(self, obs: np.ndarray, update_stats: bool) -> Tensor:
+    def _observe(self, obs: FloatArray, update_stats: bool) -> FloatArray:
+        if self.obs_norm is None:
+            return obs
         tensor = torch.from_numpy(obs)
-        if self.obs_norm is not None:
-            if update_stats:
-                self.obs_norm.update(tensor)
-            tensor = self.obs_norm.normalize(tensor)
-        return tensor.to(self.device)
+        if update_stats:
+            self.obs_norm.update(tensor)
+        normalized: FloatArray = self.obs_norm.normalize(tensor).numpy()
+        return normalized
 
     @torch.no_grad()
     def collect(self) -> Batch:
-        """Run ``rollout_steps`` batched steps and return the flattened rollout with GAE advantages."""
-        self.model.train()
-        for _ in range(self.config.rollout_steps):
+        """Run ``rollout_steps`` batched steps and return the flattened rollout with GAE advantages.
+
+        Acting uses a NumPy snapshot of the network (:class:`RolloutPolicy`) on the CPU whatever the training
+        device: a few rows per step are cheaper there than a round trip to an accelerator.
+        """
+        cfg = self.config
+        acting = RolloutPolicy(self.model)
+        draws = acting.draw(self.generator, cfg.rollout_steps, cfg.num_envs)
+        reward_scale = np.float32(cfg.reward_scale)
+        for t in range(cfg.rollout_steps):
             obs = self._observe(self.env.obs, update_stats=True)
-            step = self.model.step(obs, self.generator)
-            actions = step.actions.cpu()
-            env_actions = actions.clamp(self._low, self._high) if self.spec.is_continuous else actions
-            result = self.env.step(env_actions.numpy())
-            truncated = torch.from_numpy(result.truncated)
+            step = acting.step(obs, draws[t])
+            env_actions = np.clip(step.actions, self._low, self._high) if self.spec.is_continuous else step.actions
+            result = self.env.step(env_actions)
             self.buffer.add(
                 obs,
                 step.actions,
                 step.log_probs,
                 step.values,
-                torch.from_numpy(result.rewards * np.float32(self.config.reward_scale)).to(self.device),
-                torch.from_numpy(result.terminated).to(self.device),
-                truncated.to(self.device),
+                result.rewards * reward_scale,
+                result.terminated,
+                result.truncated,
             )
             if result.truncated.any():
                 index = np.flatnonzero(result.truncated)
                 final = self._observe(result.final_obs[index], update_stats=False)
-                self.buffer.set_final_values(torch.from_numpy(index).to(self.device), self.model.value(final))
+                self.buffer.set_final_values(index, acting.values(final))
             self.recent_returns.extend(result.episode_returns)
             self.episodes += len(result.episode_returns)
-        self.global_step += self.config.rollout_size
-        last_values = self.model.value(self._observe(self.env.obs, update_stats=False))
-        return self.buffer.compute(last_values, self.config.gamma, self.config.gae_lambda)
+        self.global_step += cfg.rollout_size
+        last_values = acting.values(self._observe(self.env.obs, update_stats=False))
+        return self.buffer.compute(last_values, cfg.gamma, cfg.gae_lambda)
 
     @torch.no_grad()
     def update(self, batch: Batch) -> tuple[list[PPOLoss], int]:

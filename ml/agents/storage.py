@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
+import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import Tensor
 
 from ml.agents.gae import compute_gae, next_state_values
@@ -27,36 +29,37 @@ class Batch(NamedTuple):
 
 
 class RolloutBuffer:
-    """``rollout_steps`` x ``num_envs`` transitions; observations are stored already normalized."""
+    """``rollout_steps`` x ``num_envs`` transitions; observations are stored already normalized.
+
+    Filled on the CPU in NumPy arrays (a step's writes cost a microsecond each instead of a tensor
+    operation's several), then handed over once per rollout as tensors on the training device.
+    """
 
     def __init__(self, spec: SpaceSpec, rollout_steps: int, num_envs: int, device: torch.device) -> None:
         shape = (rollout_steps, num_envs)
         self.rollout_steps = rollout_steps
         self.num_envs = num_envs
-        self.obs = torch.zeros((*shape, spec.obs_dim), device=device)
-        if spec.is_discrete:
-            self.actions = torch.zeros(shape, dtype=torch.long, device=device)
-        elif spec.is_continuous:
-            self.actions = torch.zeros((*shape, spec.action_dim), device=device)
-        else:
-            self.actions = torch.zeros((*shape, spec.action_dim), dtype=torch.long, device=device)
-        self.log_probs = torch.zeros(shape, device=device)
-        self.values = torch.zeros(shape, device=device)
-        self.rewards = torch.zeros(shape, device=device)
-        self.terminated = torch.zeros(shape, dtype=torch.bool, device=device)
-        self.truncated = torch.zeros(shape, dtype=torch.bool, device=device)
-        self.final_values = torch.zeros(shape, device=device)
+        self.device = device
+        self.obs = np.zeros((*shape, spec.obs_dim), dtype=np.float32)
+        action_shape = shape if spec.is_discrete else (*shape, spec.action_dim)
+        self.actions = np.zeros(action_shape, dtype=np.float32 if spec.is_continuous else np.int64)
+        self.log_probs = np.zeros(shape, dtype=np.float32)
+        self.values = np.zeros(shape, dtype=np.float32)
+        self.rewards = np.zeros(shape, dtype=np.float32)
+        self.terminated = np.zeros(shape, dtype=np.bool_)
+        self.truncated = np.zeros(shape, dtype=np.bool_)
+        self.final_values = np.zeros(shape, dtype=np.float32)
         self.pos = 0
 
     def add(
         self,
-        obs: Tensor,
-        actions: Tensor,
-        log_probs: Tensor,
-        values: Tensor,
-        rewards: Tensor,
-        terminated: Tensor,
-        truncated: Tensor,
+        obs: NDArray[np.float32],
+        actions: NDArray[np.generic],
+        log_probs: NDArray[np.float32],
+        values: NDArray[np.float32],
+        rewards: NDArray[np.float32],
+        terminated: NDArray[np.bool_],
+        truncated: NDArray[np.bool_],
     ) -> None:
         t = self.pos
         self.obs[t] = obs
@@ -69,7 +72,7 @@ class RolloutBuffer:
         self.final_values[t] = 0.0
         self.pos += 1
 
-    def set_final_values(self, env_index: Tensor, values: Tensor) -> None:
+    def set_final_values(self, env_index: NDArray[np.int64], values: NDArray[np.float32]) -> None:
         """Values of ``final_obs`` for envs truncated at the step just added."""
         self.final_values[self.pos - 1, env_index] = values
 
@@ -77,24 +80,44 @@ class RolloutBuffer:
     def full(self) -> bool:
         return self.pos == self.rollout_steps
 
-    def compute(self, last_values: Tensor, gamma: float, lam: float) -> Batch:
-        """Finish the rollout: GAE, then flatten (T, N, ...) to (T * N, ...)."""
-        next_values = next_state_values(self.values, last_values, self.truncated, self.final_values)
-        gae = compute_gae(self.rewards, self.values, next_values, self.terminated, self.truncated, gamma, lam)
+    def compute(self, last_values: NDArray[np.float32], gamma: float, lam: float) -> Batch:
+        """Finish the rollout: GAE, then flatten (T, N, ...) to (T * N, ...) tensors on the device."""
+        values = torch.from_numpy(self.values)
+        next_values = next_state_values(
+            values, torch.from_numpy(last_values), torch.from_numpy(self.truncated), torch.from_numpy(self.final_values)
+        )
+        gae = compute_gae(
+            torch.from_numpy(self.rewards),
+            values,
+            next_values,
+            torch.from_numpy(self.terminated),
+            torch.from_numpy(self.truncated),
+            gamma,
+            lam,
+        )
         self.pos = 0
         size = self.rollout_steps * self.num_envs
+
+        def flat(array: NDArray[np.generic] | Tensor, *shape: int) -> Tensor:
+            # A copy: the next rollout overwrites these arrays while the batch may still be in use.
+            tensor = torch.from_numpy(array.copy()) if isinstance(array, np.ndarray) else array
+            return tensor.reshape(size, *shape).to(self.device)
+
         return Batch(
-            obs=self.obs.reshape(size, -1),
-            actions=self.actions.reshape(size, *self.actions.shape[2:]),
-            log_probs=self.log_probs.reshape(size),
-            values=self.values.reshape(size),
-            advantages=gae.advantages.reshape(size),
-            returns=gae.returns.reshape(size),
+            obs=flat(self.obs, -1),
+            actions=flat(self.actions, *self.actions.shape[2:]),
+            log_probs=flat(self.log_probs),
+            values=flat(self.values),
+            advantages=flat(gae.advantages),
+            returns=flat(gae.returns),
         )
 
 
 def minibatches(batch: Batch, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
-    """One shuffled pass over ``batch`` in minibatches of ``batch_size`` (the size divides the batch)."""
+    """One shuffled pass over ``batch`` in minibatches of ``batch_size`` (the size divides the batch).
+
+    ``generator`` is a CPU generator (the permutation is drawn on the CPU, then moved to the batch's device).
+    """
     size = batch.obs.shape[0]
     if batch_size >= size:  # one minibatch: the order of its rows cannot change the update
         yield batch
