@@ -25,6 +25,7 @@ from ml.agents.networks import ActorCritic
 from ml.agents.storage import Batch
 
 _aten = torch.ops.aten
+_MINUS_ONE = torch.tensor(-1.0)
 
 
 class PPOLoss(NamedTuple):
@@ -39,15 +40,29 @@ class PPOLoss(NamedTuple):
 
 
 def _forward(layers: list[nn.Module], x: Tensor) -> tuple[Tensor, list[Tensor]]:
-    """The output, and each layer's input (Linear) or output (activation) in order: what `_backward` needs."""
+    """The output, and each layer's input (Linear) or output (activation) in order: what `_backward` needs.
+
+    A Linear followed by Tanh is computed as 2 * sigmoid(2 z) - 1 (the same function): torch's CPU tanh
+    costs about 3.3 ns an element, its sigmoid under 1 ns, and the factor 2 rides on the matrix product for
+    free. The result differs from torch.tanh by float rounding only (absolute error ~1e-7).
+    """
     saved: list[Tensor] = []
-    for layer in layers:
+    index = 0
+    while index < len(layers):
+        layer = layers[index]
         if isinstance(layer, nn.Linear):
             saved.append(x)
+            if index + 1 < len(layers) and isinstance(layers[index + 1], nn.Tanh):
+                sigmoid = torch.addmm(layer.bias, x, layer.weight.t(), beta=2.0, alpha=2.0).sigmoid_()
+                x = torch.add(_MINUS_ONE.to(sigmoid.device), sigmoid, alpha=2.0)
+                saved.append(x)
+                index += 2
+                continue
             x = torch.addmm(layer.bias, x, layer.weight.t())
         else:
             x = torch.tanh(x) if isinstance(layer, nn.Tanh) else torch.relu(x)
             saved.append(x)
+        index += 1
     return x, saved
 
 
@@ -166,7 +181,9 @@ def clip_grad_norm(parameters: Sequence[Tensor], max_norm: float) -> Tensor:
     device and dtype, which costs more than the clipping itself at this size. Returns the total norm."""
     grads = [p.grad for p in parameters if p.grad is not None]
     total: Tensor = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+    coefficient = max_norm / (total + 1e-6)
+    if float(coefficient) < 1.0:  # torch multiplies by the coefficient clamped to 1: a no-op above it
+        torch._foreach_mul_(grads, coefficient)
     return total
 
 

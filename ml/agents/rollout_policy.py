@@ -23,6 +23,7 @@ from torch import nn
 from ml.agents.distributions import LOG_SQRT_2PI
 from ml.agents.networks import ActorCritic
 from ml.agents.spaces import SpaceSpec
+from ml.envs.execution import jit
 
 F32 = NDArray[np.float32]
 
@@ -115,19 +116,41 @@ class RolloutPolicy:
         log_probs = np.zeros(len(obs), dtype=np.float32)
         start = 0
         for part, size in enumerate(self.spec.action_nvec):
-            actions_md[:, part], part_log_prob = _sample_categorical(head[:, start : start + size], draws[:, part])
-            log_probs += part_log_prob
+            _sample_categorical_kernel(head[:, start : start + size], draws[:, part], actions_md, log_probs, part)
             start += size
         return RolloutStep(actions_md, log_probs, np.ascontiguousarray(values))
 
 
+@jit
+def _sample_categorical_kernel(
+    logits: F32, uniforms: F32, actions: NDArray[np.int64], log_probs: F32, column: int
+) -> None:
+    """Per row: the inverse-CDF sample of the softmax of ``logits`` at ``uniforms`` (the smallest index whose
+    cumulative weight exceeds the uniform's share of the total, as ``searchsorted(..., right=True)``) into
+    ``actions[:, column]``, and its log-probability added to ``log_probs``."""
+    rows, choices = logits.shape
+    for row in range(rows):
+        peak = logits[row, 0]
+        for k in range(1, choices):
+            peak = max(peak, logits[row, k])
+        total = 0.0
+        for k in range(choices):
+            total += np.exp(logits[row, k] - peak)
+        threshold = uniforms[row] * total
+        cumulative = 0.0
+        chosen = choices - 1
+        for k in range(choices):
+            cumulative += np.exp(logits[row, k] - peak)
+            if cumulative > threshold:
+                chosen = k
+                break
+        actions[row, column] = chosen
+        log_probs[row] += logits[row, chosen] - peak - np.log(total)
+
+
 def _sample_categorical(logits: F32, uniforms: F32) -> tuple[NDArray[np.int64], F32]:
     """Inverse-CDF sample of each row's softmax and its log-probability (what ``Categorical`` computes)."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    weights = np.exp(shifted)
-    cdf = np.cumsum(weights, axis=1)
-    total = cdf[:, -1]
-    index = np.minimum((cdf <= (uniforms * total)[:, None]).sum(axis=1), logits.shape[1] - 1)
-    rows = np.arange(len(logits))
-    log_prob = shifted[rows, index] - np.log(total)
-    return index.astype(np.int64), log_prob.astype(np.float32)
+    actions = np.empty((len(logits), 1), dtype=np.int64)
+    log_probs = np.zeros(len(logits), dtype=np.float32)
+    _sample_categorical_kernel(logits, uniforms, actions, log_probs, 0)
+    return actions[:, 0], log_probs
