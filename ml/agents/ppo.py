@@ -120,11 +120,9 @@ class PPOTrainer:
     def _observe(self, obs: FloatArray, update_stats: bool) -> FloatArray:
         if self.obs_norm is None:
             return obs
-        tensor = torch.from_numpy(obs)
         if update_stats:
-            self.obs_norm.update(tensor)
-        normalized: FloatArray = self.obs_norm.normalize(tensor).numpy()
-        return normalized
+            self.obs_norm.update(obs)
+        return self.obs_norm.normalize_array(obs)
 
     @torch.no_grad()
     def collect(self) -> Batch:

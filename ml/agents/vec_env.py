@@ -64,6 +64,16 @@ class VecEnvAdapter:
         self._returns = np.zeros(self.num_envs, dtype=np.float64)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
         self.obs: FloatArray = np.zeros((self.num_envs, self.spec.obs_dim), dtype=np.float32)
+        # The final_obs of a step where no episode ended: all zeros, shared, so read-only.
+        self._no_final_obs: FloatArray = np.zeros_like(self.obs)
+        self._no_final_obs.flags.writeable = False
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Adapters pickled into checkpoints before the shared zero array existed still resume.
+        self.__dict__.update(state)
+        if "_no_final_obs" not in state:
+            self._no_final_obs = np.zeros_like(self.obs)
+        self._no_final_obs.flags.writeable = False
 
     def reset(self, seed: int) -> FloatArray:
         obs, _ = self.env.reset(seed=seed)
@@ -79,22 +89,21 @@ class VecEnvAdapter:
         term = np.asarray(terminated, dtype=bool).reshape(self.num_envs)
         trunc = np.asarray(truncated, dtype=bool).reshape(self.num_envs)
         done = term | trunc
-        final_obs = self._final_obs(info, done)
-
         self._returns += rew
         self._lengths += 1
+        self.obs = obs_arr
+        if not done.any():  # most steps: nothing ended, nothing to gather
+            return StepResult(obs_arr, rew, term, trunc, self._no_final_obs, [], [])
+        final_obs = self._final_obs(info, done)
         ended = np.flatnonzero(done)
         episode_returns = [float(self._returns[i]) for i in ended]
         episode_lengths = [int(self._lengths[i]) for i in ended]
         self._returns[ended] = 0.0
         self._lengths[ended] = 0
-        self.obs = obs_arr
         return StepResult(obs_arr, rew, term, trunc, final_obs, episode_returns, episode_lengths)
 
     def _final_obs(self, info: dict[str, Any], done: BoolArray) -> FloatArray:
         final = np.zeros((self.num_envs, self.spec.obs_dim), dtype=np.float32)
-        if not done.any():
-            return final
         if "final_obs" not in info:
             raise RuntimeError("batched env ended an episode without info['final_obs'] (needs SAME_STEP autoreset)")
         raw = info["final_obs"]

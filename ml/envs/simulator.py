@@ -75,7 +75,14 @@ class Simulator:
                 raise RlopsError(f"discrete actions must be integers in [0, {levels - 1}] (got {actions!r})")
             self._one_action[0, 0] = actions
             return self._one_action
-        batch = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, self.market.num_assets)
+        raw = np.asarray(actions)
+        if self.config.action_mode == "discrete" and raw.dtype.kind in "iu":
+            # Integer arrays (what agents send) need only the range check.
+            choices = raw.reshape(self.num_envs, self.market.num_assets)
+            if choices.min() < 0 or choices.max() >= levels:
+                raise RlopsError(f"discrete actions must be integers in [0, {levels - 1}] (got {actions!r})")
+            return choices.astype(np.float64)
+        batch = raw.astype(np.float64).reshape(self.num_envs, self.market.num_assets)
         if self.config.action_mode == "discrete":
             if batch.min() < 0 or batch.max() >= levels or not np.array_equal(batch, np.floor(batch)):
                 raise RlopsError(f"discrete actions must be integers in [0, {levels - 1}] (got {actions!r})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import gymnasium as gym
@@ -70,3 +71,22 @@ def test_gymnasium_object_final_obs() -> None:
         assert np.all(np.abs(result.final_obs[done][:, 2]) > 0.2)  # the pole had fallen in the final state
     assert ended > 0
     env.close()
+
+
+def test_steps_without_an_ended_episode_share_a_read_only_zero_final_obs() -> None:
+    env = VecEnvAdapter(ArrayFinalObsEnv(), "fake")
+    env.reset(seed=0)
+    first = env.step(np.zeros(2, dtype=np.int64))
+    assert not first.final_obs.any() and not first.final_obs.flags.writeable
+
+
+def test_an_adapter_pickled_before_the_shared_zero_array_still_steps() -> None:
+    env = VecEnvAdapter(ArrayFinalObsEnv(), "fake")
+    env.reset(seed=0)
+    state = dict(env.__dict__)
+    del state["_no_final_obs"]  # what a checkpoint of the previous version holds
+    old = VecEnvAdapter.__new__(VecEnvAdapter)
+    old.__setstate__(state)
+    restored = pickle.loads(pickle.dumps(old))  # noqa: S301  # our own object
+    assert restored.step(np.zeros(2, dtype=np.int64)).final_obs.shape == (2, 3)
+    assert restored.step(np.zeros(2, dtype=np.int64)).episode_returns == [2.0]

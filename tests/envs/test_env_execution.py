@@ -196,6 +196,9 @@ def test_window_longer_than_the_period_and_bad_actions_are_clear_errors() -> Non
     env.reset(seed=0)
     with pytest.raises(RlopsError, match=r"discrete actions must be integers in \[0, 2\]"):
         env.step(3)
+    for bad in (np.array([-1], dtype=np.int64), np.array([3], dtype=np.int32), np.array([1.5])):
+        with pytest.raises(RlopsError, match=r"discrete actions must be integers in \[0, 2\]"):
+            env.step(bad)
     continuous = env_for(action_mode="continuous")
     continuous.reset(seed=0)
     with pytest.raises(RlopsError, match="continuous actions must be finite"):
