@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import gymnasium as gym
-from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
+from ml.agents.sync_vec_env import SameStepSyncVecEnv
 from ml.agents.vec_env import VecEnv
 from rlops.errors import RlopsError
 
@@ -70,9 +70,7 @@ class GymSource:
         return GymEnvFactory(self.env_id)()
 
     def make_vec_env(self, num_envs: int) -> VecEnv:
-        env: VecEnv = SyncVectorEnv(
-            [GymEnvFactory(self.env_id) for _ in range(num_envs)], autoreset_mode=AutoresetMode.SAME_STEP
-        )
+        env: VecEnv = SameStepSyncVecEnv([GymEnvFactory(self.env_id) for _ in range(num_envs)])
         return env
 
     def describe(self) -> dict[str, Any]:

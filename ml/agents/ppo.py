@@ -164,12 +164,16 @@ class PPOTrainer:
         """``num_epochs`` passes of minibatch gradient steps; returns the losses and the number of steps."""
         cfg = self.config
         losses: list[PPOLoss] = []
+        whole_batch: Tensor | None = None  # normalized once when the one minibatch is the whole batch
         for _ in range(cfg.num_epochs):
             for mb in minibatches(batch, cfg.batch_size, self.generator):
                 advantages = mb.advantages
-                if cfg.normalize_advantages:
+                if cfg.normalize_advantages and mb is batch and whole_batch is not None:
+                    advantages = whole_batch
+                elif cfg.normalize_advantages:
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-                self.optimizer.zero_grad(set_to_none=True)
+                    whole_batch = advantages if mb is batch else None
+                # No zero_grad: the closed-form pass assigns every trainable parameter's .grad afresh.
                 loss = ppo_loss_and_grads(
                     self.model,
                     mb,

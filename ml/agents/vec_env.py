@@ -1,8 +1,9 @@
 """The batched-environment contract the agents train on, and one adapter that normalizes its step output.
 
-Both gymnasium's ``SyncVectorEnv`` (SAME_STEP autoreset) and the trading package's batched env satisfy
-:class:`VecEnv`; they differ in how ``info["final_obs"]`` is stored (an object array of per-env arrays versus
-one float array), which :class:`VecEnvAdapter` hides.
+Gymnasium's ``SyncVectorEnv`` (SAME_STEP autoreset), the lean :class:`SameStepSyncVecEnv` that gymnasium
+sources use, and the trading package's batched env all satisfy :class:`VecEnv`; they differ in how
+``info["final_obs"]`` is stored (an object array of per-env arrays versus one float array), which
+:class:`VecEnvAdapter` hides.
 """
 
 from __future__ import annotations

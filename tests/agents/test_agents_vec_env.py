@@ -7,9 +7,12 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from ml.agents.env_sources import gym_source
+from ml.agents.env_sources import GymEnvFactory
 from ml.agents.spaces import SpaceSpec
+from ml.agents.sync_vec_env import SameStepSyncVecEnv
 from ml.agents.vec_env import VecEnvAdapter
 
 
@@ -57,8 +60,8 @@ def test_array_final_obs_and_episode_returns() -> None:
 
 
 def test_gymnasium_object_final_obs() -> None:
-    source = gym_source("cartpole")
-    env = VecEnvAdapter(source.make_vec_env(3), source.name)
+    vec = SyncVectorEnv([GymEnvFactory("CartPole-v1")] * 3, autoreset_mode=AutoresetMode.SAME_STEP)
+    env = VecEnvAdapter(vec, "CartPole-v1")
     assert env.spec == SpaceSpec("CartPole-v1", obs_dim=4, action_kind="discrete", num_actions=2)
     env.reset(seed=0)
     ended = 0
@@ -90,3 +93,30 @@ def test_an_adapter_pickled_before_the_shared_zero_array_still_steps() -> None:
     restored = pickle.loads(pickle.dumps(old))  # noqa: S301  # our own object
     assert restored.step(np.zeros(2, dtype=np.int64)).final_obs.shape == (2, 3)
     assert restored.step(np.zeros(2, dtype=np.int64)).episode_returns == [2.0]
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_lean_sync_env_steps_exactly_like_gymnasiums(env_id: str) -> None:
+    """Same seeds, same random actions for 600 steps (many CartPole episodes end, Pendulum's truncate at 200):
+    the same observations, rewards, flags and final observations as gymnasium's SAME_STEP SyncVectorEnv."""
+    ours = SameStepSyncVecEnv([GymEnvFactory(env_id)] * 4)
+    theirs = SyncVectorEnv([GymEnvFactory(env_id)] * 4, autoreset_mode=AutoresetMode.SAME_STEP)
+    np.testing.assert_array_equal(ours.reset(seed=3)[0], theirs.reset(seed=3)[0])
+    theirs.single_action_space.seed(0)
+    ended = 0
+    for _ in range(600):
+        actions = np.stack([theirs.single_action_space.sample() for _ in range(4)])
+        mine, reference = ours.step(actions), theirs.step(actions)
+        for got, expected in zip(mine[:4], reference[:4], strict=True):
+            np.testing.assert_array_equal(got, expected)
+        done = reference[2] | reference[3]
+        ended += int(done.sum())
+        if done.any():
+            np.testing.assert_array_equal(mine[4]["_final_obs"], reference[4]["_final_obs"])
+            for i in np.flatnonzero(done):
+                np.testing.assert_array_equal(mine[4]["final_obs"][i], reference[4]["final_obs"][i])
+        else:
+            assert "final_obs" not in mine[4]
+    assert ended >= 8
+    ours.close()
+    theirs.close()
