@@ -81,7 +81,9 @@ def test_a3c_learns_cartpole() -> None:
 
 
 def test_a3c_continuous_actions() -> None:
-    config = replace(SMALL, total_timesteps=4_000, learning_rate=3e-3, gamma=0.0, eval_episodes=50)
+    # A tight gradient clip (A3C's default is 40): one run in about twenty with the loose clip diverged here,
+    # as Hogwild single-step updates of a Gaussian's log-std can; this tests continuous actions, not that.
+    config = replace(SMALL, total_timesteps=4_000, learning_rate=3e-3, gamma=0.0, eval_episodes=50, max_grad_norm=0.5)
     result = train_a3c(config, CallableSource(TargetEnv, "target"))
     assert result.evaluation is not None
     assert result.evaluation.mean_return > -0.5  # random actions in [-2, 2] score about -1.7
