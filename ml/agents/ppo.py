@@ -26,7 +26,14 @@ from ml.agents.evaluation import evaluate
 from ml.agents.networks import ActorCritic, Evaluation
 from ml.agents.normalization import RunningMeanStd
 from ml.agents.policy import Policy
-from ml.agents.ppo_grad import PPOLoss, clip_grad_norm, fused_adam_step, ppo_loss_and_grads, ratio_diagnostics
+from ml.agents.ppo_grad import (
+    LossSettings,
+    PPOLoss,
+    clip_grad_norm,
+    fused_adam_step,
+    ppo_loss_and_grads,
+    ratio_diagnostics,
+)
 from ml.agents.result import TrainResult
 from ml.agents.rollout_policy import RolloutPolicy
 from ml.agents.run_logger import RunLogger
@@ -59,15 +66,13 @@ def ppo_loss(
     evaluation: Evaluation,
     batch: Batch,
     advantages: Tensor,
-    clip_param: float,
-    clip_value_loss: bool,
-    value_loss_coef: float,
-    entropy_coef: float,
+    settings: LossSettings,
 ) -> PPOLoss:
     """Clipped surrogate + (optionally clipped) value loss - entropy bonus, on one minibatch, for autograd.
 
     The definition of the loss; training uses `ppo_loss_and_grads`, its closed-form gradient (tested equal).
     """
+    clip_param, clip_value_loss, value_loss_coef, entropy_coef = settings
     log_ratio = evaluation.log_probs - batch.log_probs
     ratio = log_ratio.exp()
     surrogate = torch.min(ratio * advantages, ratio.clamp(1.0 - clip_param, 1.0 + clip_param) * advantages)
@@ -98,6 +103,9 @@ class PPOTrainer:
         # fused: one kernel for all parameters, which matters with many small tensors and tiny batches.
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=1e-5, fused=True)
         self._trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.loss_settings = LossSettings(
+            config.clip_param, config.clip_value_loss, config.value_loss_coef, config.entropy_coef
+        )
         self.obs_norm = RunningMeanStd(self.spec.obs_dim) if config.normalize_obs else None
         # On the CPU whatever the device: it draws the rollout's random numbers and the minibatch order there.
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -174,15 +182,7 @@ class PPOTrainer:
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
                     whole_batch = advantages if mb is batch else None
                 # No zero_grad: the closed-form pass assigns every trainable parameter's .grad afresh.
-                loss = ppo_loss_and_grads(
-                    self.model,
-                    mb,
-                    advantages,
-                    cfg.clip_param,
-                    cfg.clip_value_loss,
-                    cfg.value_loss_coef,
-                    cfg.entropy_coef,
-                )
+                loss = ppo_loss_and_grads(self.model, mb, advantages, self.loss_settings)
                 if cfg.target_kl is not None and float(loss.approx_kl) > cfg.target_kl:
                     return losses, len(losses)  # the policy moved far enough from the one that collected
                 clip_grad_norm(self._trainable, cfg.max_grad_norm)

@@ -28,6 +28,15 @@ _aten = torch.ops.aten
 _MINUS_ONE = torch.tensor(-1.0)
 
 
+class LossSettings(NamedTuple):
+    """The loss's hyperparameters, from the run's config (the same names)."""
+
+    clip_param: float
+    clip_value_loss: bool
+    value_loss_coef: float
+    entropy_coef: float
+
+
 class PPOLoss(NamedTuple):
     """The loss terms and diagnostics of one minibatch."""
 
@@ -97,12 +106,10 @@ def ppo_loss_and_grads(
     model: ActorCritic,
     batch: Batch,
     advantages: Tensor,
-    clip_param: float,
-    clip_value_loss: bool,
-    value_loss_coef: float,
-    entropy_coef: float,
+    settings: LossSettings,
 ) -> PPOLoss:
     """The PPO loss of one minibatch; its gradient is written into the parameters' `.grad`."""
+    clip_param, clip_value_loss, value_loss_coef, entropy_coef = settings
     spec = model.spec
     size = batch.obs.shape[0]
     actor, critic = model.actor_layers, model.critic_layers

@@ -73,6 +73,8 @@ class RolloutPolicy:
         self._relu = any(isinstance(layer, nn.ReLU) for layer in model.actor_layers)
         self._weights, self._biases = _fuse(actor, critic)
         self._head_size = self.spec.head_size
+        # A discrete action is a multi-discrete one with a single part: one sampling loop serves both.
+        self._choices = self.spec.action_nvec if self.spec.action_kind == "multi_discrete" else (self.spec.num_actions,)
         self._log_std = model.log_std.detach().cpu().numpy().astype(np.float32)
         self._std = np.exp(self._log_std)
         self._log_prob_offset = np.float32(-(self._log_std.sum() + LOG_SQRT_2PI * len(self._log_std)))
@@ -98,8 +100,7 @@ class RolloutPolicy:
         uniforms (steps, B, sub-actions) for discrete kinds, standard normals (steps, B, k) for continuous."""
         if self.spec.is_continuous:
             return torch.randn((steps, num_envs, self.spec.action_dim), generator=generator).numpy()
-        parts = len(self.spec.action_nvec) if self.spec.action_kind == "multi_discrete" else 1
-        return torch.rand((steps, num_envs, parts), generator=generator).numpy()
+        return torch.rand((steps, num_envs, len(self._choices)), generator=generator).numpy()
 
     def step(self, obs: F32, draws: F32) -> RolloutStep:
         """Sample actions for observations (B, D) from one step's ``draws`` (a row of :meth:`draw`)."""
@@ -109,22 +110,17 @@ class RolloutPolicy:
             actions = head + self._std * draws
             log_probs = (-0.5 * np.square(draws)).sum(axis=1) + self._log_prob_offset
             return RolloutStep(actions, log_probs.astype(np.float32), np.ascontiguousarray(values))
-        if self.spec.is_discrete:
-            action, log_prob = _sample_categorical(head, draws[:, 0])
-            return RolloutStep(action, log_prob, np.ascontiguousarray(values))
-        actions_md = np.empty(draws.shape, dtype=np.int64)
+        choices = np.empty(draws.shape, dtype=np.int64)
         log_probs = np.zeros(len(obs), dtype=np.float32)
         start = 0
-        for part, size in enumerate(self.spec.action_nvec):
-            _sample_categorical_kernel(head[:, start : start + size], draws[:, part], actions_md, log_probs, part)
+        for part, size in enumerate(self._choices):
+            _sample_categorical(head[:, start : start + size], draws[:, part], choices, log_probs, part)
             start += size
-        return RolloutStep(actions_md, log_probs, np.ascontiguousarray(values))
+        return RolloutStep(choices[:, 0] if self.spec.is_discrete else choices, log_probs, np.ascontiguousarray(values))
 
 
 @jit
-def _sample_categorical_kernel(
-    logits: F32, uniforms: F32, actions: NDArray[np.int64], log_probs: F32, column: int
-) -> None:
+def _sample_categorical(logits: F32, uniforms: F32, actions: NDArray[np.int64], log_probs: F32, column: int) -> None:
     """Per row: the inverse-CDF sample of the softmax of ``logits`` at ``uniforms`` (the smallest index whose
     cumulative weight exceeds the uniform's share of the total, as ``searchsorted(..., right=True)``) into
     ``actions[:, column]``, and its log-probability added to ``log_probs``."""
@@ -146,11 +142,3 @@ def _sample_categorical_kernel(
                 break
         actions[row, column] = chosen
         log_probs[row] += logits[row, chosen] - peak - np.log(total)
-
-
-def _sample_categorical(logits: F32, uniforms: F32) -> tuple[NDArray[np.int64], F32]:
-    """Inverse-CDF sample of each row's softmax and its log-probability (what ``Categorical`` computes)."""
-    actions = np.empty((len(logits), 1), dtype=np.int64)
-    log_probs = np.zeros(len(logits), dtype=np.float32)
-    _sample_categorical_kernel(logits, uniforms, actions, log_probs, 0)
-    return actions[:, 0], log_probs

@@ -28,6 +28,10 @@ def observation_space(market: MarketData, config: EnvConfig) -> gym.spaces.Box:
     return gym.spaces.Box(-OBS_CLIP, OBS_CLIP, shape=(observation_size(market, config),), dtype=np.float32)
 
 
+def _not_a_level(actions: Any, levels: int) -> RlopsError:
+    return RlopsError(f"discrete actions must be integers in [0, {levels - 1}] (got {actions!r})")
+
+
 class Simulator:
     """The shared machinery of `TradingEnv` (N = 1) and `BatchedTradingEnv` (N envs)."""
 
@@ -72,20 +76,16 @@ class Simulator:
         if self._one_choice and isinstance(actions, int | np.integer):
             # The common single-env case, kept free of array work because it runs once per step.
             if not 0 <= actions < levels:
-                raise RlopsError(f"discrete actions must be integers in [0, {levels - 1}] (got {actions!r})")
+                raise _not_a_level(actions, levels)
             self._one_action[0, 0] = actions
             return self._one_action
         raw = np.asarray(actions)
-        if self.config.action_mode == "discrete" and raw.dtype.kind in "iu":
-            # Integer arrays (what agents send) need only the range check.
-            choices = raw.reshape(self.num_envs, self.market.num_assets)
-            if choices.min() < 0 or choices.max() >= levels:
-                raise RlopsError(f"discrete actions must be integers in [0, {levels - 1}] (got {actions!r})")
-            return choices.astype(np.float64)
         batch = raw.astype(np.float64).reshape(self.num_envs, self.market.num_assets)
         if self.config.action_mode == "discrete":
-            if batch.min() < 0 or batch.max() >= levels or not np.array_equal(batch, np.floor(batch)):
-                raise RlopsError(f"discrete actions must be integers in [0, {levels - 1}] (got {actions!r})")
+            # Integer arrays (what agents send) need only the range check.
+            whole = raw.dtype.kind in "iu" or np.array_equal(batch, np.floor(batch))
+            if not whole or batch.min() < 0 or batch.max() >= levels:
+                raise _not_a_level(actions, levels)
         elif not np.isfinite(batch).all():
             raise RlopsError(f"continuous actions must be finite target weights (got {actions!r})")
         return batch

@@ -10,6 +10,7 @@ import torch
 from ml.agents.distributions import Categorical, DiagGaussian, MultiCategorical
 from ml.agents.networks import Evaluation
 from ml.agents.ppo import ppo_loss
+from ml.agents.ppo_grad import LossSettings
 from ml.agents.storage import Batch
 
 
@@ -33,9 +34,8 @@ def test_clipped_surrogate_hand_computed() -> None:
     new_log_probs = torch.log(torch.tensor(ratios))
     batch = _batch([0.0, 0.0, 0.0], values=[0.0, 0.0, 0.0], returns=[1.0, 2.0, 0.0])
     evaluation = Evaluation(new_log_probs, entropy=torch.tensor([0.5, 0.5, 0.5]), values=torch.tensor([0.0, 1.0, 1.0]))
-    loss = ppo_loss(
-        evaluation, batch, advantages, clip_param=0.2, clip_value_loss=False, value_loss_coef=0.5, entropy_coef=0.01
-    )
+    settings = LossSettings(clip_param=0.2, clip_value_loss=False, value_loss_coef=0.5, entropy_coef=0.01)
+    loss = ppo_loss(evaluation, batch, advantages, settings)
 
     surrogate = [min(1.5 * 2, 1.2 * 2), min(0.5 * -1, 0.8 * -1), 1.0 * 3]  # 2.4, -0.8, 3.0
     expected_policy = -sum(surrogate) / 3
@@ -52,8 +52,8 @@ def test_clipped_surrogate_hand_computed() -> None:
 def test_value_clipping_takes_the_pessimistic_error() -> None:
     batch = _batch([0.0], values=[0.0], returns=[1.0])
     evaluation = Evaluation(torch.zeros(1), torch.zeros(1), values=torch.tensor([0.9]))
-    unclipped = ppo_loss(evaluation, batch, torch.zeros(1), 0.2, False, 1.0, 0.0)
-    clipped = ppo_loss(evaluation, batch, torch.zeros(1), 0.2, True, 1.0, 0.0)
+    unclipped = ppo_loss(evaluation, batch, torch.zeros(1), LossSettings(0.2, False, 1.0, 0.0))
+    clipped = ppo_loss(evaluation, batch, torch.zeros(1), LossSettings(0.2, True, 1.0, 0.0))
     assert float(unclipped.value) == pytest.approx(0.5 * 0.1**2)
     assert float(clipped.value) == pytest.approx(0.5 * 0.8**2)  # the clipped value 0.2 is further from 1
 

@@ -9,7 +9,7 @@ import torch
 
 from ml.agents.networks import ActorCritic
 from ml.agents.ppo import ppo_loss
-from ml.agents.ppo_grad import clip_grad_norm, fused_adam_step, ppo_loss_and_grads
+from ml.agents.ppo_grad import LossSettings, clip_grad_norm, fused_adam_step, ppo_loss_and_grads
 from ml.agents.spaces import SpaceSpec
 from ml.agents.storage import Batch
 
@@ -49,16 +49,16 @@ def _case(kind: str, activation: str) -> tuple[ActorCritic, Batch, torch.Tensor]
 @pytest.mark.parametrize("clip_value_loss", [False, True])
 def test_closed_form_gradient_matches_autograd(kind: str, activation: str, clip_value_loss: bool) -> None:
     model, batch, advantages = _case(kind, activation)
-    options = {"clip_param": 0.2, "clip_value_loss": clip_value_loss, "value_loss_coef": 0.5, "entropy_coef": 0.05}
+    options = LossSettings(clip_param=0.2, clip_value_loss=clip_value_loss, value_loss_coef=0.5, entropy_coef=0.05)
 
-    reference = ppo_loss(model.evaluate(batch.obs, batch.actions), batch, advantages, **options)
+    reference = ppo_loss(model.evaluate(batch.obs, batch.actions), batch, advantages, options)
     model.zero_grad(set_to_none=True)
     reference.total.backward()
     expected = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
     model.zero_grad(set_to_none=True)
 
     with torch.no_grad():
-        ours = ppo_loss_and_grads(model, batch, advantages, **options)
+        ours = ppo_loss_and_grads(model, batch, advantages, options)
     got = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
 
     assert got.keys() == expected.keys()
@@ -73,7 +73,7 @@ def test_closed_form_gradient_matches_autograd(kind: str, activation: str, clip_
 def test_clip_grad_norm_matches_torch() -> None:
     model, batch, advantages = _case("continuous", "tanh")
     with torch.no_grad():
-        ppo_loss_and_grads(model, batch, advantages, 0.2, False, 0.5, 0.01)
+        ppo_loss_and_grads(model, batch, advantages, LossSettings(0.2, False, 0.5, 0.01))
     params = [p for p in model.parameters() if p.requires_grad]
     grads = [p.grad.clone() for p in params if p.grad is not None]
     total = clip_grad_norm(params, 0.1)
@@ -98,7 +98,7 @@ def test_fused_adam_step_equals_the_optimizer_step() -> None:
         for _ in range(5):
             optimizer.zero_grad(set_to_none=True)
             with torch.no_grad():
-                ppo_loss_and_grads(model, batch, advantages, 0.2, False, 0.5, 0.01)
+                ppo_loss_and_grads(model, batch, advantages, LossSettings(0.2, False, 0.5, 0.01))
             fused_adam_step(optimizer) if lean else optimizer.step()
         trajectories.append(([p.detach().clone() for p in model.parameters()], optimizer.state_dict()))
     (plain, plain_state), (lean_params, lean_state) = trajectories
