@@ -20,6 +20,8 @@ from infra.cluster import GPU_TAINT_KEY
 from infra.identity import AUTOSCALER_ACCOUNT, WORKLOADS, ServiceAccount
 
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+# What the rendered workflows (workflows/common.py) read their cluster-specific parameters from.
+WORKFLOWS_CONFIG_MAP = "rlops-workflows"
 PROMETHEUS_URL = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
 SYSTEM_POOL = {"rlops.io/node-pool": "system"}
 
@@ -39,6 +41,9 @@ class AddonsArgs:
     role_arns: Mapping[str, pulumi.Input[str]]
     artifact_bucket: pulumi.Input[str]
     gitops: GitOpsSource
+    tuning_bucket: pulumi.Input[str]
+    market_data_bucket: pulumi.Input[str]
+    registry: pulumi.Input[str]  # the repositories' common prefix: <account>.dkr.ecr.<region>.amazonaws.com/<prefix>
 
 
 def _account(role: str) -> Sequence[ServiceAccount]:
@@ -85,14 +90,15 @@ class Addons(pulumi.ComponentResource):
             },
         )
         self._release(name, charts.KUBERAY_OPERATOR, {"nodeSelector": SYSTEM_POOL})
-        self._workload_accounts(name, "ray")
+        ray_namespaces = self._workload_accounts(name, "ray")
         self._workload_accounts(name, "inference")
         workflows_role = args.role_arns["workflows"]
         executor, server = _account("workflows")
-        self._release(
+        argo = self._release(
             name,
             charts.ARGO_WORKFLOWS,
             {
+                "images": {"tag": charts.ARGO_WORKFLOWS_VERSION},
                 "controller": {"workflowNamespaces": [executor.namespace], "nodeSelector": SYSTEM_POOL},
                 "workflow": {
                     "serviceAccount": {
@@ -125,6 +131,8 @@ class Addons(pulumi.ComponentResource):
                 },
             },
         )
+        self._workflow_settings(name, args, executor.namespace, argo)
+        self._rayjob_access(name, executor, ray_namespaces)
         argocd = self._release(
             name,
             charts.ARGO_CD,
@@ -193,7 +201,50 @@ class Addons(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=self._provider, depends_on=list(depends_on)),
         )
 
-    def _workload_accounts(self, name: str, role: str) -> None:
+    def _workflow_settings(self, name: str, args: AddonsArgs, namespace: str, argo: pulumi.Resource) -> None:
+        """This cluster's registry and buckets, where the workflow templates look them up (Argo CD applies the
+        templates, which stay the same on every cluster)."""
+        k8s.core.v1.ConfigMap(
+            f"{name}-workflows-settings",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=WORKFLOWS_CONFIG_MAP, namespace=namespace),
+            data={
+                "registry": args.registry,
+                "output-prefix": pulumi.Output.concat("s3://", args.artifact_bucket, "/runs"),
+                "tuning-prefix": pulumi.Output.concat("s3://", args.tuning_bucket, "/runs"),
+                # The store that `rlops data ingest ... --to s3://<market-data>/store` refreshes.
+                "nightly-dataset": pulumi.Output.concat("s3://", args.market_data_bucket, "/store"),
+            },
+            opts=pulumi.ResourceOptions(parent=self, provider=self._provider, depends_on=[argo]),
+        )
+
+    def _rayjob_access(
+        self, name: str, executor: ServiceAccount, ray_namespaces: Mapping[str, pulumi.Resource]
+    ) -> None:
+        """The research workflow's tune step creates a RayJob in the ray namespace and watches its status:
+        exactly that, nothing else there."""
+        opts = pulumi.ResourceOptions(parent=self, provider=self._provider, depends_on=list(ray_namespaces.values()))
+        (namespace,) = ray_namespaces
+        role = k8s.rbac.v1.Role(
+            f"{name}-workflows-rayjobs",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="argo-workflows-rayjobs", namespace=namespace),
+            rules=[
+                k8s.rbac.v1.PolicyRuleArgs(
+                    api_groups=["ray.io"], resources=["rayjobs"], verbs=["create", "get", "list", "watch"]
+                )
+            ],
+            opts=opts,
+        )
+        k8s.rbac.v1.RoleBinding(
+            f"{name}-workflows-rayjobs",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="argo-workflows-rayjobs", namespace=namespace),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="Role", name=role.metadata.name
+            ),
+            subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=executor.name, namespace=executor.namespace)],
+            opts=opts,
+        )
+
+    def _workload_accounts(self, name: str, role: str) -> dict[str, pulumi.Resource]:
         """Namespace and service account for a workload whose pods Argo CD deploys later."""
         accounts = _account(role)
         namespaces = {a.namespace for a in accounts}
@@ -218,6 +269,7 @@ class Addons(pulumi.ComponentResource):
                     parent=self, provider=self._provider, depends_on=[created[account.namespace]]
                 ),
             )
+        return dict(created)
 
     @staticmethod
     def _root_application(args: AddonsArgs) -> dict[str, Any]:
@@ -229,6 +281,8 @@ class Addons(pulumi.ComponentResource):
                 "repoURL": args.gitops.repo_url,
                 "targetRevision": args.gitops.revision,
                 "path": args.gitops.path,
+                # Each area renders into a folder of its own (gitops/workflows/, ...).
+                "directory": {"recurse": True},
             },
             "destination": {"server": "https://kubernetes.default.svc", "namespace": charts.ARGO_CD.namespace},
             "syncPolicy": {

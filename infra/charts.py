@@ -17,8 +17,14 @@ class Chart:
 NVIDIA_DEVICE_PLUGIN = Chart(
     "nvidia-device-plugin", "0.17.1", "https://nvidia.github.io/k8s-device-plugin", "nvidia-device-plugin"
 )
-KUBERAY_OPERATOR = Chart("kuberay-operator", "1.4.2", "https://ray-project.github.io/kuberay-helm/", "kuberay-system")
-ARGO_WORKFLOWS = Chart("argo-workflows", "0.47.3", "https://argoproj.github.io/argo-helm", "argo")
+# 1.5.1 is the first release whose RayJobs take authOptions: Ray 2.60 enforces token auth, and KubeRay then makes the
+# token and hands it to the job's submitter.
+KUBERAY_OPERATOR = Chart("kuberay-operator", "1.5.1", "https://ray-project.github.io/kuberay-helm/", "kuberay-system")
+# One Argo Workflows release everywhere: the images this chart runs, the JSON schema tests/workflows validates the
+# rendered templates against, and the Hera models that build them (Hera 7.1's are generated from 4.0.5, a subset
+# of 4.1's fields). The chart's own default is v4.1.1; its images are pinned to this exact release instead.
+ARGO_WORKFLOWS_VERSION = "v4.1.2"
+ARGO_WORKFLOWS = Chart("argo-workflows", "2.0.1", "https://argoproj.github.io/argo-helm", "argo")
 ARGO_CD = Chart("argo-cd", "9.4.2", "https://argoproj.github.io/argo-helm", "argocd")
 ARGOCD_APPS = Chart("argocd-apps", "2.0.2", "https://argoproj.github.io/argo-helm", "argocd")
 ARGO_ROLLOUTS = Chart("argo-rollouts", "2.40.5", "https://argoproj.github.io/argo-helm", "argo-rollouts")

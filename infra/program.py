@@ -105,6 +105,10 @@ def build(config: StackConfig) -> Environment:
                 role_arns=identity.role_arns,
                 artifact_bucket=storage.bucket_names["artifacts"],
                 gitops=GitOpsSource(config.gitops_repo_url, config.gitops_revision, config.gitops_path),
+                tuning_bucket=storage.bucket_names["tuning-results"],
+                market_data_bucket=storage.bucket_names["market-data"],
+                # Every image lives under one prefix (<prefix>/<image>): the workflows add the image name.
+                registry=registry.repository_urls["training"].apply(lambda url: url.rsplit("/", 1)[0]),
             ),
         )
     return Environment(network, cluster, registry, storage, identity, addons)

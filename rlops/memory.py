@@ -45,6 +45,9 @@ FILE_TITLES: dict[EntryKind, str] = {
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _HEADING = re.compile(r"^## (?P<ts>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z) · (?P<title>\S.*)$")
 LOCK_NAME = ".lock"
+# An entry written outside a checkout (a cluster run's record stage), for `rlops memory add --from` to append.
+ENTRY_FILE = "memory-entry.md"
+_ENTRY_FILE_TITLE = re.compile(r"^# rlops memory entry: (?P<kind>\S+)$")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class Entry:
 
     def render(self) -> str:
         return f"## {self.timestamp.strftime(TIMESTAMP_FORMAT)} · {self.title}\n\n{self.body.strip()}\n"
+
+    def to_file_text(self) -> str:
+        """The entry on its own, as ENTRY_FILE holds it: its kind, then the heading and body the bank would hold."""
+        return f"# rlops memory entry: {self.kind.value}\n\n{self.render()}"
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,33 @@ def _check_text(title: str, body: str) -> None:
     for number, line in enumerate(body.splitlines(), start=1):
         if line.startswith("## "):
             raise RlopsError(f"memory entry body line {number} starts with '## ', which is reserved for entry headings")
+
+
+def new_entry(
+    kind: EntryKind, title: str, body: str, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> Entry:
+    """A checked entry dated now, not yet in any bank."""
+    _check_text(title, body)
+    return Entry(kind, clock().replace(microsecond=0), title.strip(), body.strip())
+
+
+def parse_entry_file(text: str, where: str) -> Entry:
+    """An entry from ENTRY_FILE's format; every problem names `where` and the line."""
+    lines = text.splitlines()
+    head = _ENTRY_FILE_TITLE.match(lines[0]) if lines else None
+    kinds = ", ".join(k.value for k in EntryKind)
+    if head is None or head["kind"] not in {k.value for k in EntryKind}:
+        raise RlopsError(f"{where}:1: first line must read '# rlops memory entry: KIND' with KIND one of {kinds}")
+    headings = [i for i, line in enumerate(lines) if line.startswith("## ")]
+    if len(headings) != 1:
+        raise RlopsError(f"{where}: an entry file holds exactly one '## ' heading (found {len(headings)})")
+    match = _HEADING.match(lines[headings[0]])
+    if match is None:
+        raise RlopsError(f"{where}:{headings[0] + 1}: heading must read '## YYYY-MM-DDTHH:MM:SSZ · Title'")
+    body = "\n".join(lines[headings[0] + 1 :]).strip()
+    _check_text(match["title"], body)
+    stamp = datetime.strptime(match["ts"], TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+    return Entry(EntryKind(head["kind"]), stamp, match["title"], body)
 
 
 def add_entry(

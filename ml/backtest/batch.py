@@ -218,6 +218,12 @@ def run_batch(
         outcomes = _run_ray(cells, grid.workers, out, address)
     else:
         outcomes = _run_process(cells, grid.workers, out)
+    return _rank(grid, outcomes, out, deflate)
+
+
+def _rank(
+    grid: Grid, outcomes: Sequence[CellOutcome], out: str | None, deflate: Callable[[pd.DataFrame], float] | None
+) -> BatchResult:
     board = leaderboard(outcomes, grid.metric)
     ok = board[board["status"] == "ok"]
     dsr = (deflate or deflated_sharpe_of)(ok) if len(ok) else float("nan")
@@ -226,6 +232,49 @@ def run_batch(
         result.save(out)
         storage.write_bytes(storage.join(out, "grid.json"), json.dumps(asdict(grid), indent=2).encode())
     return result
+
+
+# --------------------------------------------------------------------------------------------------------------
+# one cell per process: a cluster workflow fans the cells out as pods and fans their outcomes back in
+
+OUTCOME_FILE = "outcome.json"
+
+
+def _cell_folder(out: str, index: int) -> str:
+    return storage.join(out, "cells", f"{index:04d}")
+
+
+def grid_cell(grid: Grid, index: int) -> Cell:
+    cells = grid.cells()
+    if not 0 <= index < len(cells):
+        raise RlopsError(f"grid has cells 0..{len(cells) - 1}; there is no cell {index}")
+    return cells[index]
+
+
+def run_one_cell(grid: Grid, index: int, out: str) -> CellOutcome:
+    """Run one cell and keep its outcome next to its result, for `merge_cells` to rank."""
+    outcome = run_cell(grid_cell(grid, index), out)
+    record = {"status": outcome.status, "error": outcome.error, "metrics": outcome.metrics,
+              "sharpe_ci": list(outcome.sharpe_ci)}  # fmt: skip
+    storage.write_bytes(storage.join(_cell_folder(out, index), OUTCOME_FILE), json.dumps(record).encode())
+    return outcome
+
+
+def merge_cells(grid: Grid, out: str, deflate: Callable[[pd.DataFrame], float] | None = None) -> BatchResult:
+    """The leaderboard of cells run one by one under `out`; a cell without an outcome counts as failed."""
+    outcomes = []
+    for cell in grid.cells():
+        where = storage.join(_cell_folder(out, cell.index), OUTCOME_FILE)
+        if not storage.exists(where):
+            outcomes.append(CellOutcome(cell, "failed", f"no {OUTCOME_FILE} at {where}", {}, (np.nan, np.nan)))
+            continue
+        try:
+            record = json.loads(storage.read_bytes(where))
+            low, high = record["sharpe_ci"]
+            outcomes.append(CellOutcome(cell, record["status"], record["error"], record["metrics"], (low, high)))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise RlopsError(f"{where} is damaged ({exc}); rerun cell {cell.index}") from exc
+    return _rank(grid, outcomes, out, deflate)
 
 
 def deflated_sharpe_of(ok: pd.DataFrame) -> float:

@@ -32,6 +32,12 @@ class PipelineConfig:
     env: dict[str, Any] = field(default_factory=dict)  # EnvConfig overrides, for training and backtests alike
     seed: int = 0
     smoke: bool = False  # the agents' smoke budgets: checks the whole chain in about a minute
+    # "auto" inside a Ray job (the cluster workflow's tune step): join that job's Ray cluster instead of
+    # starting a local one. Where tuning runs does not change its result, so no stage's key depends on it.
+    ray_address: str | None = None
+    # A cluster pod has no git checkout to append to: with False the record stage only writes its entry next to
+    # its outputs, for `rlops memory add --from` to append later.
+    memory_bank: bool = True
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -69,6 +75,17 @@ class PipelineConfig:
         except TypeError as exc:
             raise RlopsError(f"{where}: {exc}") from exc
 
+    def with_overrides(self, items: list[str], where: str = "--set") -> PipelineConfig:
+        """`KEY=VALUE` settings on top of this config, each value read as its field's type."""
+        values = self.to_dict()
+        known = {f.name: f.type for f in fields(self)}
+        for item in items:
+            key, sep, text = item.partition("=")
+            if not sep or key not in known:
+                raise RlopsError(f"{where} {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}")
+            values[key] = _typed(key, str(known[key]), text, where)
+        return PipelineConfig.from_dict(values, where)
+
     @classmethod
     def from_yaml(cls, path: str) -> PipelineConfig:
         try:
@@ -78,3 +95,25 @@ class PipelineConfig:
         if not isinstance(data, dict):
             raise RlopsError(f"{path}: a pipeline config is a mapping of settings")
         return cls.from_dict(data, path)
+
+
+def _typed(key: str, kind: str, text: str, where: str) -> Any:
+    """A `--set` value as its field's type: strings stay verbatim (a dataset named 2020 is not a number)."""
+    if kind == "str":
+        return text
+    if kind == "str | None":
+        return None if text in ("", "null", "None") else text
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RlopsError(f"{where} {key}={text}: not a valid value ({exc})") from exc
+    expected: dict[str, tuple[type, str]] = {
+        "int": (int, "an integer"),
+        "bool": (bool, "true or false"),
+        "tuple[str, ...]": (list, "a list such as [ppo, a3c]"),
+        "dict[str, Any]": (dict, "a mapping such as {commission_bps: 5}"),
+    }
+    cls, words = expected[kind]
+    if not isinstance(value, cls) or (cls is int and isinstance(value, bool)):
+        raise RlopsError(f"{where} {key}={text}: {key} must be {words}")
+    return value

@@ -133,6 +133,7 @@ def run_tune(ctx: StageContext) -> dict[str, Any]:
             env=dict(config.env),
             seed=config.seed,
             smoke=config.smoke,
+            address=config.ray_address,
         )
         experiment = storage.join(root, algo)
         # An experiment without this stage's stage.json was interrupted: continue it rather than start over.
@@ -233,7 +234,8 @@ def run_report(ctx: StageContext) -> dict[str, Any]:
 
 
 def run_record(ctx: StageContext) -> dict[str, Any]:
-    """A dated progress entry in the memory bank with the run's headline numbers."""
+    """A dated progress entry with the run's headline numbers: next to the outputs always, and in the memory
+    bank unless the config says there is none (a cluster pod)."""
     from rlops import memory
 
     board = ctx.input_results["backtest"]["leaderboard"]
@@ -255,12 +257,18 @@ def run_record(ctx: StageContext) -> dict[str, Any]:
         f"Deflated Sharpe of the best over {ctx.input_results['backtest']['trials']} trials: "
         f"{ctx.input_results['backtest']['deflated_sharpe']:.3f}. Report: {ctx.input_results['report']['report']}",
     ]
-    bank = memory.find_bank()
     title = (
         f"Pipeline run on {ctx.config.dataset}: best on test is {board[0]['policy']} (Sharpe {board[0]['sharpe']:.2f})"
     )
-    entry = memory.add_entry(bank, memory.EntryKind.PROGRESS, title, "\n".join(lines))
-    return {"bank": str(bank), "title": entry.title, "timestamp": entry.timestamp.isoformat()}
+    entry = memory.new_entry(memory.EntryKind.PROGRESS, title, "\n".join(lines))
+    entry_file = storage.join(ctx.output, memory.ENTRY_FILE)
+    storage.write_bytes(entry_file, entry.to_file_text().encode())
+    result = {"entry": entry_file, "title": entry.title, "timestamp": entry.timestamp.isoformat()}
+    if ctx.config.memory_bank:
+        bank = memory.find_bank()
+        added = memory.add_entry(bank, entry.kind, entry.title, entry.body)
+        result.update(bank=str(bank), timestamp=added.timestamp.isoformat())
+    return result
 
 
 ENV_SETTINGS = ("env", "seed", "smoke")
@@ -291,7 +299,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "record",
         ("data", "tune", "backtest", "report"),
-        "the memory-bank entry's title and time",
+        "memory-entry.md: the dated progress entry (also appended to the memory bank unless memory_bank is false)",
         (),
         run_record,
     ),

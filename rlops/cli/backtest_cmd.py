@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from ml.backtest.batch import BatchResult
 
 app = typer.Typer(help="Backtests through the environment's own execution, with honest metrics.", no_args_is_help=True)
 
@@ -65,11 +68,14 @@ def batch(
         spec = replace(spec, executor=executor)  # type: ignore[arg-type]
         spec.__post_init__()
     destination = out or default_out(grid)
-    result = run_batch(spec, destination, address)
+    _show_batch(run_batch(spec, destination, address), destination, report)
+
+
+def _show_batch(result: BatchResult, destination: str, report: bool) -> None:
     board = result.leaderboard
-    table = Table("rank", "policy", "dataset", "period", "status", spec.metric, "error")
+    table = Table("rank", "policy", "dataset", "period", "status", result.metric, "error")
     for row in board.to_dict("records"):
-        value = row[spec.metric]
+        value = row[result.metric]
         table.add_row(
             str(row["rank"]), str(row["policy"]), str(row["dataset"]), str(row["period"]), str(row["status"]),
             "" if value != value else f"{value:.4f}", str(row["error"])[:80],
@@ -86,3 +92,50 @@ def batch(
         from ml.backtest.report import write_report
 
         console.print(f"report: {write_report(destination)}")
+
+
+GridOption = Annotated[str, typer.Option("--grid", help="grid YAML (local or s3://), as `backtest batch` reads it")]
+
+
+@app.command("cells")
+def cells(
+    grid: GridOption,
+    to: Annotated[str | None, typer.Option("--to", help="write the JSON list here instead of printing it")] = None,
+) -> None:
+    """The grid's cell numbers as a JSON list: what a cluster workflow fans out over, one pod per cell."""
+    import json
+
+    from ml.backtest.batch import Grid
+    from ml.data import storage
+
+    text = json.dumps([cell.index for cell in Grid.from_yaml(grid).cells()])
+    if to is None:
+        typer.echo(text)
+    else:
+        storage.write_bytes(to, text.encode())
+
+
+@app.command("cell")
+def cell(
+    grid: GridOption,
+    index: Annotated[int, typer.Option("--index", help="which cell (see `rlops backtest cells`)")],
+    out: Annotated[str, typer.Option("--out", help="the batch's folder or s3:// prefix, shared by every cell")],
+) -> None:
+    """Run one cell of a grid into OUT/cells/NNNN; a failed backtest is recorded there, as `batch` records it."""
+    from ml.backtest.batch import Grid, run_one_cell
+
+    outcome = run_one_cell(Grid.from_yaml(grid), index, out)
+    detail = f": {outcome.error}" if outcome.error else ""
+    typer.echo(f"cell {index} ({outcome.cell.policy}, {outcome.cell.period}): {outcome.status}{detail}")
+
+
+@app.command("merge")
+def merge(
+    grid: GridOption,
+    out: Annotated[str, typer.Option("--out", help="the folder or s3:// prefix the cells ran into")],
+    report: Annotated[bool, typer.Option("--report/--no-report")] = True,
+) -> None:
+    """Rank the cells that `rlops backtest cell` ran under OUT into one leaderboard (and report)."""
+    from ml.backtest.batch import Grid, merge_cells
+
+    _show_batch(merge_cells(Grid.from_yaml(grid), out), out, report)

@@ -18,6 +18,7 @@ from rlops.cli import (
     serve_cmd,
     train_cmd,
     tune_cmd,
+    workflows_cmd,
 )
 from rlops.errors import RlopsError
 
@@ -33,6 +34,7 @@ app.add_typer(data_cmd.app, name="data")
 app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(patchbot_cmd.app, name="patchbot")
 app.add_typer(pipeline_cmd.app, name="pipeline")
+app.add_typer(workflows_cmd.app, name="workflows")
 app.command("demo")(demo_cmd.demo)
 app.command("train")(train_cmd.train)
 app.command("serve")(serve_cmd.serve)

@@ -70,6 +70,10 @@ def stage(
         list[str] | None, typer.Option("--input", help="STAGE=LOCATION of an input stage's output (repeat)")
     ] = None,
     config: ConfigOption = None,
+    settings_set: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="KEY=VALUE pipeline setting on top of --config (repeat), e.g. algos=[ppo]"),
+    ] = None,
     force: ForceOption = False,
 ) -> None:
     """One stage with explicit inputs and outputs, as one container of a cluster workflow runs it."""
@@ -89,6 +93,8 @@ def stage(
     if unknown:
         raise RlopsError(f"stage {name} takes inputs {', '.join(chosen.inputs) or 'none'}, not {', '.join(unknown)}")
     settings = PipelineConfig.from_yaml(config) if config else PipelineConfig()
+    if settings_set:
+        settings = settings.with_overrides(settings_set)
     console = Console()
     result = run_stage(chosen, settings, locations, output, console.print, force)
     console.print(f"stage {name}: {'up to date' if result.skipped else 'done'} -> {output}")

@@ -9,7 +9,7 @@ import pytest
 from pulumi_harness import RecordingMocks, run_with_mocks
 
 from infra import charts
-from infra.addons import IRSA_ANNOTATION, Addons, AddonsArgs, GitOpsSource
+from infra.addons import IRSA_ANNOTATION, WORKFLOWS_CONFIG_MAP, Addons, AddonsArgs, GitOpsSource
 
 ROLES = {r: f"arn:aws:iam::123456789012:role/{r}" for r in ("workflows", "ray", "inference", "cluster-autoscaler")}
 
@@ -26,6 +26,9 @@ def mocks() -> RecordingMocks:
                 role_arns=ROLES,
                 artifact_bucket="rlops-prod-artifacts-x",
                 gitops=GitOpsSource("https://github.com/octo/rlops.git", "main", "gitops"),
+                tuning_bucket="rlops-prod-tuning-results-x",
+                market_data_bucket="rlops-prod-market-data-x",
+                registry="123456789012.dkr.ecr.us-east-1.amazonaws.com/rlops-prod",
             ),
         ).prometheus_url
 
@@ -100,6 +103,7 @@ def test_root_application_points_at_gitops_and_self_heals(mocks: RecordingMocks)
         "repoURL": "https://github.com/octo/rlops.git",
         "targetRevision": "main",
         "path": "gitops",
+        "directory": {"recurse": True},
     }
     assert root["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
     assert root["destination"] == {"server": "https://kubernetes.default.svc", "namespace": "argocd"}
@@ -111,5 +115,35 @@ def test_pulumi_creates_no_custom_resources(mocks: RecordingMocks) -> None:
         "kubernetes:helm.sh/v3:Release",
         "kubernetes:core/v1:Namespace",
         "kubernetes:core/v1:ServiceAccount",
+        "kubernetes:core/v1:ConfigMap",
+        "kubernetes:rbac.authorization.k8s.io/v1:Role",
+        "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
     }
     assert mocks.results == ["http://kube-prometheus-stack-prometheus.monitoring.svc:9090"]
+
+
+def test_argo_workflows_runs_the_release_the_templates_are_validated_against(mocks: RecordingMocks) -> None:
+    assert _values(mocks, charts.ARGO_WORKFLOWS)["images"] == {"tag": charts.ARGO_WORKFLOWS_VERSION}
+
+
+def test_workflow_templates_find_this_clusters_registry_and_buckets(mocks: RecordingMocks) -> None:
+    (settings,) = mocks.of_type("kubernetes:core/v1:ConfigMap")
+    assert settings.inputs["metadata"] == {"name": WORKFLOWS_CONFIG_MAP, "namespace": "argo"}
+    assert settings.inputs["data"] == {
+        "registry": "123456789012.dkr.ecr.us-east-1.amazonaws.com/rlops-prod",
+        "output-prefix": "s3://rlops-prod-artifacts-x/runs",
+        "tuning-prefix": "s3://rlops-prod-tuning-results-x/runs",
+        "nightly-dataset": "s3://rlops-prod-market-data-x/store",
+    }
+
+
+def test_workflow_pods_may_create_and_watch_rayjobs_in_the_ray_namespace_only(mocks: RecordingMocks) -> None:
+    (role,) = mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
+    (binding,) = mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")
+    assert role.inputs["metadata"]["namespace"] == "ray"
+    assert role.inputs["rules"] == [
+        {"apiGroups": ["ray.io"], "resources": ["rayjobs"], "verbs": ["create", "get", "list", "watch"]}
+    ]
+    assert binding.inputs["metadata"]["namespace"] == "ray"
+    assert binding.inputs["roleRef"]["kind"] == "Role"
+    assert binding.inputs["subjects"] == [{"kind": "ServiceAccount", "name": "argo-workflow", "namespace": "argo"}]
