@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from fnmatch import fnmatch
 
 from patchbot.models import CheckState, Decision, DecisionCode, Snapshot, ToolStatus, UpdateType
-from patchbot.policy import VERSION_CHECK, Policy
+from patchbot.policy import ALL_CHECKS, VERSION_CHECK, Policy
 
 WORKFLOW_DIR = ".github/workflows/"
 
@@ -89,9 +89,15 @@ def _checks(snap: Snapshot, policy: Policy) -> Iterator[Finding]:
         yield DecisionCode.CHECKS_FAILING, f"checks failing on {_short(snap.head_sha)}: {', '.join(failing)}"
     pending = sorted(c.name for c in snap.checks if c.state is CheckState.PENDING)
     reported = {c.name for c in snap.checks}
-    missing = sorted(name for name in policy.required_checks if name not in reported)
+    missing = sorted(name for name in policy.required_checks if name != ALL_CHECKS and name not in reported)
     if pending:
         yield DecisionCode.CHECKS_PENDING, f"checks still running: {', '.join(pending)}"
+    if ALL_CHECKS in policy.required_checks and not reported:
+        yield (
+            DecisionCode.CHECKS_PENDING,
+            f"no check run or commit status has reported on {_short(snap.head_sha)} yet; the policy requires every "
+            "check to be green",
+        )
     if missing:
         yield DecisionCode.CHECKS_PENDING, f"required checks have not reported: {', '.join(missing)}"
     if snap.mergeable is False:
@@ -144,6 +150,12 @@ def _freshness(snap: Snapshot) -> Iterator[Finding]:
             DecisionCode.HEAD_MOVED,
             f"the head moved from {_short(snap.head_sha)} to {_short(snap.current_head_sha)} during validation; "
             "re-validate next run",
+        )
+    if result is not None and not result.conflicted and snap.current_base_sha not in (None, result.base_sha):
+        yield (
+            DecisionCode.BASE_MOVED,
+            f"validated on {snap.base_ref} at {_short(result.base_sha)} but it is now at "
+            f"{_short(snap.current_base_sha)}; re-validate next run",
         )
     if snap.base_already_merged:
         yield (

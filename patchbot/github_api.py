@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rlops.errors import RlopsError
@@ -26,6 +27,7 @@ APP_TOKEN_PERMISSIONS = {
     "checks": "read",
     "vulnerability_alerts": "read",
 }
+SECRET_VARIABLES = ("PATCHBOT_APP_PRIVATE_KEY", "PATCHBOT_APP_PRIVATE_KEY_FILE", "PATCHBOT_TOKEN", "GITHUB_TOKEN")
 _WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
 
@@ -40,12 +42,30 @@ class Credentials:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Credentials:
         env = os.environ if env is None else env
         installation = env.get("PATCHBOT_INSTALLATION_ID")
+        key = env.get("PATCHBOT_APP_PRIVATE_KEY") or None
+        if key is None and (key_file := env.get("PATCHBOT_APP_PRIVATE_KEY_FILE")):
+            try:
+                key = Path(key_file).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise RlopsError(f"PATCHBOT_APP_PRIVATE_KEY_FILE: cannot read {key_file}: {exc.strerror}") from exc
         return cls(
             token=env.get("PATCHBOT_TOKEN") or env.get("GITHUB_TOKEN") or None,
             app_id=env.get("PATCHBOT_APP_ID") or None,
-            private_key=env.get("PATCHBOT_APP_PRIVATE_KEY") or None,
+            private_key=key,
             installation_id=int(installation) if installation and installation.isdigit() else None,
         )
+
+    @classmethod
+    def take_from_environ(cls) -> Credentials:
+        """Read the credentials, then remove them from this process's environment, so no child inherits them.
+
+        (The kernel still shows a process's initial environment in /proc/<pid>/environ to its own user: that
+        is what the sandbox's `user` and `namespace` levels close; see docs/patchbot.md.)
+        """
+        creds = cls.from_env(os.environ)
+        for name in SECRET_VARIABLES:
+            os.environ.pop(name, None)
+        return creds
 
 
 @dataclass

@@ -60,6 +60,7 @@ class DecisionCode(StrEnum):
     TOOL_NOT_RUN = "hold:tool-not-run"
     STILL_VULNERABLE = "hold:still-vulnerable"
     HEAD_MOVED = "hold:head-moved"
+    BASE_MOVED = "hold:base-moved"
     MERGE_LIMIT = "hold:merge-limit"
 
     @property
@@ -73,6 +74,7 @@ class MergeOutcome(StrEnum):
     MERGED = "merged"
     MERGING = "approved, merging now"
     HEAD_MOVED = "head moved, not merged"
+    BASE_MOVED = "base moved, not merged"
     REFUSED = "refused by GitHub"
     HELD = "held"
     DRY_RUN = "dry run, nothing written"
@@ -146,6 +148,9 @@ class Validation:
     merge_sha: str | None
     conflict_files: tuple[str, ...]
     tools: tuple[ToolResult, ...]
+    # The bumped and advised packages as installed in the validation venv (read from its metadata).
+    installed: tuple[tuple[str, str], ...] = ()
+    isolation: str = ""
 
     @property
     def conflicted(self) -> bool:
@@ -176,6 +181,7 @@ class Snapshot:
     checks: tuple[CheckInfo, ...]
     validation: Validation | None = None
     current_head_sha: str | None = None
+    current_base_sha: str | None = None
     base_already_merged: bool = False
 
     @property

@@ -20,6 +20,9 @@ DEFAULT_POLICY_PATH = ".github/patchbot.yml"
 SUITE_TOOLS = ("pytest", "pip-audit", "bandit", "checkov")
 VERSION_CHECK = "version-range"
 MERGE_METHODS = ("squash", "merge", "rebase")
+DEFAULT_TEST_COMMAND = "python -m pytest -q -p no:cacheprovider"
+# Every check run and commit status on the head, and at least one of them: CI that has not reported yet holds.
+ALL_CHECKS = "*"
 # These never auto-merge whatever the file says: a policy asking for them is a mistake worth stopping on.
 NEVER_AUTO = frozenset({UpdateType.MAJOR, UpdateType.PRE_1_0, UpdateType.UNKNOWN})
 
@@ -30,7 +33,7 @@ class Policy:
     source: str = "built-in defaults"
     allowed_update_types: frozenset[UpdateType] = frozenset({UpdateType.PATCH, UpdateType.MINOR})
     min_severity: Severity = Severity.LOW
-    required_checks: tuple[str, ...] = ()
+    required_checks: tuple[str, ...] = (ALL_CHECKS,)
     human_paths: tuple[str, ...] = ()
     merge_method: str = "squash"
     suite: tuple[str, ...] = SUITE_TOOLS
@@ -39,6 +42,9 @@ class Policy:
     security_label: str = "security"
     needs_human_label: str = "needs-human"
     pytest_args: tuple[str, ...] = ()
+    # pip install arguments, one pip call per entry, run in a fresh venv; empty means the plain-project default.
+    install: tuple[str, ...] = ()
+    test_command: str = DEFAULT_TEST_COMMAND
     checkov_frameworks: tuple[str, ...] = ("github_actions", "dockerfile", "kubernetes", "secrets")
     bandit_severity: Severity = Severity.MEDIUM
 
@@ -56,6 +62,8 @@ _KNOWN = {
     "security_label",
     "needs_human_label",
     "pytest_args",
+    "install",
+    "test_command",
     "checkov_frameworks",
     "bandit_severity",
 }
@@ -144,7 +152,7 @@ def parse_policy(text: str, source: str) -> Policy:
         source=source,
         allowed_update_types=frozenset(types),
         min_severity=fields.severity("min_severity", Severity.LOW),
-        required_checks=fields.strings("required_checks", ()),
+        required_checks=fields.strings("required_checks", (ALL_CHECKS,)),
         human_paths=fields.strings("human_paths", ()),
         merge_method=merge_method,
         suite=suite,
@@ -153,6 +161,8 @@ def parse_policy(text: str, source: str) -> Policy:
         security_label=fields.string("security_label", "security"),
         needs_human_label=fields.string("needs_human_label", "needs-human"),
         pytest_args=fields.strings("pytest_args", ()),
+        install=fields.strings("install", ()),
+        test_command=fields.string("test_command", DEFAULT_TEST_COMMAND),
         checkov_frameworks=fields.strings(
             "checkov_frameworks", ("github_actions", "dockerfile", "kubernetes", "secrets")
         ),

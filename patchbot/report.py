@@ -20,7 +20,9 @@ from patchbot.validate import strip_timings
 MARKER = "<!-- patchbot:report -->"
 _STATE = re.compile(r"<!-- patchbot:state (?P<digest>[0-9a-f]{16}) -->")
 # Holds that resolve themselves on a later run (CI finishing, a fresh validation) need no person.
-TRANSIENT = frozenset({DecisionCode.CHECKS_PENDING, DecisionCode.HEAD_MOVED, DecisionCode.MERGE_LIMIT})
+TRANSIENT = frozenset(
+    {DecisionCode.CHECKS_PENDING, DecisionCode.HEAD_MOVED, DecisionCode.BASE_MOVED, DecisionCode.MERGE_LIMIT}
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ def _digest(report: Report) -> str:
         "policy": report.policy.version,
         "base": validation.base_sha if validation else None,
         "tools": [t.stable() for t in validation.tools] if validation else None,
+        "installed": list(validation.installed) if validation else None,
     }
     return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -93,13 +96,18 @@ def render_comment(report: Report) -> Comment:
     elif validation.conflicted:
         lines += ["", f"Merging into `{snap.base_ref}` on `{validation.branch}` conflicted; no suite was run."]
     else:
+        isolation = f", {validation.isolation} isolation" if validation.isolation else ""
         lines += [
             "",
             f"Tested head `{validation.head_sha}` merged onto `{snap.base_ref}` at `{validation.base_sha}` "
-            f"on isolated branch `{validation.branch}` (clean checkout, no tokens in the environment):",
+            f"on isolated branch `{validation.branch}` (clean checkout, fresh virtual environment, no tokens in "
+            f"the environment{isolation}):",
             "",
             *_tool_table(validation),
         ]
+        if validation.installed:
+            versions = ", ".join(f"`{name}` {version}" for name, version in validation.installed)
+            lines += ["", f"Installed in the validation environment (read from its metadata): {versions}"]
     others = [f"- `{code.value}`: {reason}" for code, reason in decision.all_reasons[1:]]
     if others:
         lines += ["", "<details><summary>Other reasons to hold</summary>", "", *others, "", "</details>"]

@@ -12,6 +12,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from patchbot.report import (
     status_for,
     upsert_comment,
 )
+from patchbot.sandbox import Isolation, resolve
 from patchbot.snapshot import take_snapshot
 from patchbot.validate import ToolConfig, ValidateFn, Validator, git_auth_env
 from patchbot.versions import parse_bumps
@@ -62,6 +64,11 @@ class RunOptions:
     max_rate_limit_wait_s: float = 120.0
     retries: int = 4
     backoff: float = 1.0
+    isolation: Isolation = Isolation.AUTO
+    # pip's download cache, shared between runs (default: <state_dir>/pip-cache); None with `read_only`.
+    pip_cache: Path | None = None
+    # `explain`: no lock file, no state folder, a throwaway pip cache; nothing outlives the run.
+    read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,7 +106,10 @@ def run(options: RunOptions, creds: Credentials, wrap_validator: ValidatorFactor
     bank = (options.bank or memory.find_bank()) if options.apply else options.bank
     if bank is not None and not bank.is_dir():
         raise RlopsError(f"memory bank folder {bank} does not exist")
-    with repo_lock(options.state_dir, options.repo):
+    isolation = resolve(options.isolation)
+    pip_cache = None if options.read_only else (options.pip_cache or options.state_dir / "pip-cache")
+    options = replace(options, tools=replace(options.tools, isolation=isolation, pip_cache=pip_cache))
+    with nullcontext() if options.read_only else repo_lock(options.state_dir, options.repo):
         conn = connect(
             creds,
             options.repo,
@@ -149,8 +159,8 @@ def _run(
             decision = decide(snap, policy)
             if decision.code is DecisionCode.NOT_VALIDATED:
                 snap = replace(snap, validation=validator(snap, policy))
-                # The head may have moved while the suite ran; what merges must be what was tested.
-                snap = replace(snap, current_head_sha=str(repo.get_pull(listed.number).head.sha))
+                # Head or base may have moved while the suite ran; what merges must be what was tested.
+                snap = _with_current_refs(repo, snap)
                 snap = replace(snap, base_already_merged=snap.base_ref in merging_into)
                 decision = decide(snap, policy)
             if decision.merge:
@@ -166,6 +176,12 @@ def _run(
     return RunResult(options.repo, options.apply, policy, tuple(results))
 
 
+def _with_current_refs(repo: Any, snap: Snapshot) -> Snapshot:
+    head = str(repo.get_pull(snap.number).head.sha)
+    base = str(repo.get_branch(snap.base_ref).commit.sha)
+    return replace(snap, current_head_sha=head, current_base_sha=base)
+
+
 def _act(options: RunOptions, conn: Connection, repo: Any, plan: _Plan, policy: Policy, bank: Path | None) -> PrResult:
     apply, snap, decision = options.apply, plan.snapshot, plan.decision
     actions: list[tuple[str, str]] = []
@@ -175,6 +191,10 @@ def _act(options: RunOptions, conn: Connection, repo: Any, plan: _Plan, policy: 
     if validation is not None:
         state, description = status_for(validation)
         actions.append(("status", set_status(repo, snap.head_sha, state, description, apply)))
+    if decision.merge and apply:
+        # The last read before the merge: a base or head that moved since validation is validated again.
+        snap = _with_current_refs(repo, snap)
+        decision = decide(snap, policy)
     if decision.merge and apply:
         # Say what is about to happen before doing it, so an interrupted merge is never unexplained.
         pending = Report(snap, decision, MergeOutcome.MERGING, None, policy)

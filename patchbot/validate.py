@@ -11,17 +11,23 @@ import base64
 import json
 import os
 import re
+import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
+from patchbot.environment import Installed, ProjectEnvironment, default_install, local_paths, pip_sources
+from patchbot.manifests import all_pins
 from patchbot.models import Advisory, Snapshot, ToolResult, ToolStatus, Validation
 from patchbot.policy import Policy
+from patchbot.proc import Proc, last_line, run_program
+from patchbot.sandbox import Isolation, Sandbox, open_up_for_sandbox
 from patchbot.versions import version_range_check
 from rlops.errors import RlopsError
 
@@ -35,11 +41,14 @@ ValidateFn = Callable[[Snapshot, Policy], Validation]
 
 @dataclass(frozen=True)
 class ToolConfig:
-    """Where the suite's programs live: an explicit scanner folder first, then PATH; pytest runs under `python`."""
+    """Where the suite's programs live (an explicit scanner folder first, then PATH), the interpreter that
+    creates each validation's venv, how strongly the update's code is isolated, and pip's shared cache."""
 
     tools_bin: Path | None
     python: Path = Path(sys.executable)
     timeout_s: float = 900.0
+    isolation: Isolation = Isolation.ENV
+    pip_cache: Path | None = None
 
     def find(self, name: str) -> Path | None:
         if self.tools_bin is not None:
@@ -48,15 +57,6 @@ class ToolConfig:
                 return candidate
         found = shutil.which(name)
         return Path(found) if found else None
-
-
-@dataclass(frozen=True)
-class _Proc:
-    exit_code: int | None
-    stdout: str
-    stderr: str
-    duration_s: float
-    timed_out: bool = False
 
 
 def clean_env(home: Path) -> dict[str, str]:
@@ -75,19 +75,6 @@ def clean_env(home: Path) -> dict[str, str]:
     return env
 
 
-def _run(argv: Sequence[str | Path], cwd: Path, env: dict[str, str], timeout_s: float) -> _Proc:
-    started = time.monotonic()
-    try:
-        done = subprocess.run(
-            [str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return _Proc(None, "", f"timed out after {timeout_s:.0f} s", time.monotonic() - started, timed_out=True)
-    except OSError as exc:
-        return _Proc(None, "", f"could not start: {exc}", time.monotonic() - started)
-    return _Proc(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
-
-
 _TIMINGS = re.compile(r"\s+in\s+\d+(?:\.\d+)?s\b|^=+\s*|\s*=+$")
 # Versions of the same program file do not change within a process; asking again costs a start-up each time.
 _VERSIONS: dict[tuple[str, float, tuple[str, ...]], str] = {}
@@ -96,11 +83,6 @@ _VERSIONS: dict[tuple[str, float, tuple[str, ...]], str] = {}
 def strip_timings(text: str) -> str:
     """Tool output without timings or banner rules, so an unchanged result reads the same on every run."""
     return _TIMINGS.sub("", text).strip()
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ""
 
 
 class Git:
@@ -112,11 +94,11 @@ class Git:
         self.env["GIT_CONFIG_GLOBAL"] = os.devnull
         self.extra_env = extra_env or {}
 
-    def run(self, *args: str, check: bool = True, authenticated: bool = False) -> _Proc:
+    def run(self, *args: str, check: bool = True, authenticated: bool = False) -> Proc:
         env = {**self.env, **self.extra_env} if authenticated else self.env
-        proc = _run(["git", "-c", "core.hooksPath=/dev/null", *args], self.cwd, env, 600.0)
+        proc = run_program(["git", "-c", "core.hooksPath=/dev/null", *args], self.cwd, env, 600.0)
         if check and proc.exit_code != 0:
-            raise RlopsError(f"git {' '.join(args[:3])} failed in {self.cwd}: {_last_line(proc.stderr)}")
+            raise RlopsError(f"git {' '.join(args[:3])} failed in {self.cwd}: {last_line(proc.stderr)}")
         return proc
 
     def out(self, *args: str) -> str:
@@ -179,23 +161,30 @@ class Validator:
             # The next validation starts with reset --hard, so an abort that fails leaves nothing behind.
             git.run("merge", "--abort", check=False)
             if not conflicts:
-                raise RlopsError(f"git merge of #{snapshot.number} failed: {_last_line(merged.stderr)}")
+                raise RlopsError(f"git merge of #{snapshot.number} failed: {last_line(merged.stderr)}")
             return Validation(snapshot.branch, base_sha, head_sha, None, conflicts, ())
         merge_sha = git.out("rev-parse", "HEAD")
+        open_up_for_sandbox(self.workdir)
         run_dir = Path(tempfile.mkdtemp(prefix=f"pr{snapshot.number}-", dir=self.workdir))
         checkout = run_dir / "checkout"
         git.run(
             "clone", "-q", "--no-hardlinks", "--branch", snapshot.branch, "--single-branch", str(mirror), str(checkout)
         )
         suite = _Suite(self, checkout, run_dir, mirror, base_sha, clean_env(home), policy, snapshot.advisories)
+        installed = suite.install()
         checks = [suite.run(name) for name in policy.suite]
-        tools = (*checks, version_range_check(checkout, snapshot.advisories))
-        return Validation(snapshot.branch, base_sha, head_sha, merge_sha, (), tools)
+        tools = (installed.result, *checks, version_range_check(checkout, snapshot.advisories, installed.versions))
+        wanted = {canonicalize_name(b.package) for b in snapshot.bumps}
+        wanted |= {canonicalize_name(a.package) for a in snapshot.advisories}
+        versions = tuple(sorted((name, v) for name, v in installed.versions.items() if name in wanted))
+        return Validation(
+            snapshot.branch, base_sha, head_sha, merge_sha, (), tools, versions, self.tools.isolation.value
+        )
 
     def version_of(self, program: Path, env: dict[str, str], cwd: Path, *args: str) -> str:
         key = (str(program), program.stat().st_mtime, args)
         if key not in _VERSIONS:
-            proc = _run([program, *args, "--version"], cwd, env, 120.0)
+            proc = run_program([program, *args, "--version"], cwd, env, 120.0)
             text = (proc.stdout or proc.stderr).strip().splitlines()
             if proc.exit_code != 0 or not text:
                 return "unknown"
@@ -204,8 +193,14 @@ class Validator:
 
 
 @dataclass(frozen=True)
+class _InstallStep:
+    result: ToolResult
+    versions: dict[str, str]
+
+
+@dataclass(frozen=True)
 class _Scan:
-    proc: _Proc
+    proc: Proc
     findings: frozenset[str] | None
     problem: str
 
@@ -231,6 +226,41 @@ class _Suite:
         self.policy = policy
         self.advisories = advisories
         self._base: Path | None = None
+        self._project: ProjectEnvironment | None = None
+        self._installed: Installed | None = None
+
+    def install(self) -> _InstallStep:
+        """A fresh venv with the merged checkout's own dependency set: what the tests and scanners judge."""
+        tools = self.v.tools
+        sources = pip_sources(os.environ)
+        cache = tools.pip_cache or self.run_dir / "pip-cache"
+        cache.mkdir(parents=True, exist_ok=True)
+        home = self.run_dir / "home"
+        home.mkdir()
+        sandbox = Sandbox(tools.isolation, writable=(self.run_dir, cache), readable=local_paths(sources))
+        # pip reads no config file of the operator's: only the index settings above reach it.
+        pip_env = {**sources, "PIP_CACHE_DIR": str(cache), "PIP_CONFIG_FILE": os.devnull}
+        project = ProjectEnvironment(
+            self.checkout, self.run_dir / "venv", sandbox, {**self.env, "HOME": str(home)}, pip_env, tools.python,
+            tools.timeout_s,
+        )  # fmt: skip
+        pip_version = f"pip {metadata.version('pip')}"
+        created = project.create()
+        if created.exit_code != 0:
+            why = f"could not create a virtual environment with {tools.python}: {last_line(created.stderr)}"
+            return _InstallStep(ToolResult("install", ToolStatus.NOT_RUN, created.exit_code, 0.0, pip_version, why), {})
+        sandbox.prepare([self.run_dir, cache])
+        installed = project.install(self.policy.install or default_install(self.checkout))
+        self._project, self._installed = project, installed
+        duration = round(created.duration_s + installed.proc.duration_s, 3)
+        if not installed.ok:
+            detail = f"pip install failed: {installed.problem}"
+            result = ToolResult("install", ToolStatus.FAILED, installed.proc.exit_code, duration, pip_version, detail)
+            return _InstallStep(result, installed.versions)
+        detail = f"{len(installed.versions)} distributions in a fresh venv ({tools.isolation.value} isolation)"
+        return _InstallStep(
+            ToolResult("install", ToolStatus.PASSED, 0, duration, pip_version, detail), installed.versions
+        )
 
     def run(self, name: str) -> ToolResult:
         if name == "pytest":
@@ -276,13 +306,12 @@ class _Suite:
         return self._base
 
     def _pytest(self) -> ToolResult:
-        python = self.v.tools.python
-        if not python.is_file():
-            return ToolResult("pytest", ToolStatus.NOT_RUN, None, 0.0, "not installed", f"{python} does not exist")
-        version = self.v.version_of(python, self.env, self.checkout, "-m", "pytest")
-        argv: list[str | Path] = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *self.policy.pytest_args]
-        proc = _run(argv, self.checkout, self.env, self.v.tools.timeout_s)
-        summary = strip_timings(_last_line(proc.stdout) or _last_line(proc.stderr))
+        project, installed = self._project, self._installed
+        if project is None or installed is None or not installed.ok:
+            return ToolResult("pytest", ToolStatus.NOT_RUN, None, 0.0, "-", "the project's environment did not install")
+        version = f"pytest {installed.versions['pytest']}" if "pytest" in installed.versions else "unknown"
+        proc = project.run([*shlex.split(self.policy.test_command), *self.policy.pytest_args])
+        summary = strip_timings(last_line(proc.stdout) or last_line(proc.stderr))
         duration = round(proc.duration_s, 3)
         if proc.exit_code == 0:
             return ToolResult("pytest", ToolStatus.PASSED, 0, duration, version, summary)
@@ -296,11 +325,11 @@ class _Suite:
         # bandit's scale stops at high.
         level = {"critical": "high"}.get(self.policy.bandit_severity.value, self.policy.bandit_severity.value)
         argv: list[str | Path] = [program, "-r", ".", "-f", "json", "-q", "--severity-level", level, "-x", "./.git"]
-        proc = _run(argv, where, self.env, self.v.tools.timeout_s)
+        proc = run_program(argv, where, self.env, self.v.tools.timeout_s)
         try:
             report = json.loads(proc.stdout)
         except json.JSONDecodeError:
-            return _Scan(proc, None, f"no report (exit {proc.exit_code}): {_last_line(proc.stderr)}")
+            return _Scan(proc, None, f"no report (exit {proc.exit_code}): {last_line(proc.stderr)}")
         if proc.exit_code not in (0, 1) or report.get("errors"):
             return _Scan(proc, None, f"bandit could not scan everything (exit {proc.exit_code})")
         findings = frozenset(
@@ -312,11 +341,11 @@ class _Suite:
         argv: list[str | Path] = [program, "-d", ".", "--quiet", "--compact", "--skip-download", "-o", "json"]
         argv.append("--framework")
         argv += list(self.policy.checkov_frameworks)
-        proc = _run(argv, where, self.env, self.v.tools.timeout_s)
+        proc = run_program(argv, where, self.env, self.v.tools.timeout_s)
         try:
             report = json.loads(proc.stdout)
         except json.JSONDecodeError:
-            return _Scan(proc, None, f"no report (exit {proc.exit_code}): {_last_line(proc.stderr)}")
+            return _Scan(proc, None, f"no report (exit {proc.exit_code}): {last_line(proc.stderr)}")
         if proc.exit_code not in (0, 1):
             return _Scan(proc, None, f"checkov exited {proc.exit_code}")
         sections = report if isinstance(report, list) else [report]
@@ -328,15 +357,19 @@ class _Suite:
         return _Scan(proc, findings, "")
 
     def _pip_audit(self, program: Path, where: Path) -> _Scan:
-        manifests = sorted(p.name for p in where.glob("requirements*.txt"))
-        if not manifests:
-            return _Scan(_Proc(None, "", "", 0.0), None, "no requirements*.txt to audit")
+        pins = {name: pin.version for name, pin in all_pins(where).items()}
+        if where == self.checkout and self._installed is not None:
+            # The environment the tests ran in is the truth; manifests add what the policy did not install.
+            pins.update(self._installed.versions)
+        if not pins:
+            return _Scan(Proc(None, "", "", 0.0), None, "no pinned or installed dependency to audit")
+        requirements = Path(tempfile.mkstemp(prefix="audit-", suffix=".txt", dir=self.run_dir)[1])
+        requirements.write_text("".join(f"{name}=={version}\n" for name, version in sorted(pins.items())))
         output = Path(tempfile.mkstemp(prefix="pip-audit-", suffix=".json", dir=self.run_dir)[1])
         argv: list[str | Path] = [program, "--strict", "--progress-spinner", "off", "--no-deps", "--disable-pip"]
         argv += ["-f", "json", "-o", output]
-        for manifest in manifests:
-            argv += ["-r", manifest]
-        proc = _run(argv, where, self.env, self.v.tools.timeout_s)
+        argv += ["-r", requirements]
+        proc = run_program(argv, where, self.env, self.v.tools.timeout_s)
         try:
             report = json.loads(output.read_text(encoding="utf-8") or "null")
         except json.JSONDecodeError:
@@ -347,7 +380,7 @@ class _Suite:
             or not isinstance(report, dict)
             or any(dep.get("skip_reason") for dep in report.get("dependencies", []))
         ):
-            why = _last_line(proc.stderr) or f"exit {proc.exit_code}"
+            why = last_line(proc.stderr) or f"exit {proc.exit_code}"
             return _Scan(proc, None, f"no answer from the vulnerability service: {why}")
         findings = set()
         for dep in report.get("dependencies", []):

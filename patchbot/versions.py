@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import re
 import time
-import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import yaml
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from patchbot.manifests import all_pins
 from patchbot.models import Advisory, Bump, ToolResult, ToolStatus, UpdateType
 from patchbot.policy import VERSION_CHECK
 
@@ -115,58 +114,37 @@ def parse_range(text: str) -> SpecifierSet:
         raise ValueError(f"cannot read vulnerable range {text!r}: {exc}") from exc
 
 
-def _requirement_lines(text: str) -> Iterator[str]:
-    for line in text.splitlines():
-        stripped = line.split(" #", 1)[0].strip()
-        if stripped and not stripped.startswith(("#", "-")):
-            yield stripped
-
-
-def _pins_in(path: Path) -> dict[str, str]:
-    if path.name == "pyproject.toml":
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        project = data.get("project", {})
-        lines = list(project.get("dependencies", []))
-        for group in project.get("optional-dependencies", {}).values():
-            lines.extend(group)
-    else:
-        lines = list(_requirement_lines(path.read_text(encoding="utf-8")))
-    pins: dict[str, str] = {}
-    for line in lines:
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement:
-            continue
-        exact = [spec.version for spec in requirement.specifier if spec.operator in ("==", "===")]
-        if len(exact) == 1 and "*" not in exact[0]:
-            pins[canonicalize_name(requirement.name)] = exact[0]
-    return pins
-
-
 def resolved_version(checkout: Path, advisory: Advisory) -> tuple[str | None, str]:
     """The exact version the checkout pins for the advised package, and the manifest it was read from."""
-    candidates = [checkout / advisory.manifest_path] if advisory.manifest_path else []
-    candidates += sorted(checkout.glob("requirements*.txt")) + sorted(checkout.glob("constraints*.txt"))
-    candidates.append(checkout / "pyproject.toml")
-    name = canonicalize_name(advisory.package)
-    for path in candidates:
-        if path.is_file() and (version := _pins_in(path).get(name)):
-            return version, str(path.relative_to(checkout))
-    return None, ""
+    pin = all_pins(checkout, advisory.manifest_path).get(canonicalize_name(advisory.package))
+    return (pin.version, pin.manifest) if pin else (None, "")
 
 
-def version_range_check(checkout: Path, advisories: Iterable[Advisory]) -> ToolResult:
-    """Pass only if every advised package resolves to an exact version outside the alert's vulnerable range."""
+def version_range_check(
+    checkout: Path, advisories: Iterable[Advisory], installed: Mapping[str, str] | None = None
+) -> ToolResult:
+    """Pass only if every advised package is outside the alert's vulnerable range.
+
+    The version installed in the validation environment is what the tests ran against, so it decides; a
+    manifest pin is the fallback when the package was not installed (an extra the policy does not install).
+    """
     started = time.monotonic()
     problems: list[str] = []
     notes: list[str] = []
     advisories = list(advisories)
+    installed = {canonicalize_name(name): version for name, version in (installed or {}).items()}
     if not advisories:
         problems.append("no advisory to check against")
     for advisory in advisories:
-        version, manifest = resolved_version(checkout, advisory)
+        pinned, manifest = resolved_version(checkout, advisory)
+        version = installed.get(canonicalize_name(advisory.package))
+        source = "installed"
         if version is None:
-            problems.append(f"no exact pin for {advisory.package} in the checkout, so its version is unknown")
+            version, source = pinned, manifest
+        elif pinned is not None and pinned != version:
+            source = f"installed; {manifest} pins {pinned}"
+        if version is None:
+            problems.append(f"{advisory.package} is neither installed nor pinned exactly, so its version is unknown")
             continue
         try:
             vulnerable = parse_range(advisory.vulnerable_range)
@@ -174,7 +152,7 @@ def version_range_check(checkout: Path, advisories: Iterable[Advisory]) -> ToolR
         except (ValueError, InvalidVersion) as exc:
             problems.append(f"{advisory.package} {version}: {exc}")
             continue
-        where = f"{advisory.package} {version} ({manifest})"
+        where = f"{advisory.package} {version} ({source})"
         if inside:
             problems.append(f"{where} is still inside {advisory.ghsa_id}'s range {advisory.vulnerable_range}")
         else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -34,6 +33,18 @@ PythonOption = Annotated[
 ]
 BankOption = Annotated[Path | None, typer.Option("--bank", help="memory bank folder (default: nearest memory_bank/)")]
 StateOption = Annotated[Path, typer.Option("--state-dir", help="where the per-repository run lock lives")]
+IsolationOption = Annotated[
+    str,
+    typer.Option(
+        "--isolation",
+        help="how the update's code is isolated: auto (strongest available), namespace (bubblewrap), user "
+        "(another user; needs root) or env (clean environment only)",
+    ),
+]
+PipCacheOption = Annotated[
+    Path | None,
+    typer.Option("--pip-cache", help="pip download cache shared between runs (default: STATE_DIR/pip-cache)"),
+]
 BotOption = Annotated[
     str | None, typer.Option("--bot-login", help="the bot's GitHub login (default: asked from GitHub)")
 ]
@@ -50,10 +61,21 @@ def _options(
     bank: Path | None,
     state_dir: Path,
     bot_login: str | None,
+    isolation: str,
+    pip_cache: Path | None = None,
     only_pr: int | None = None,
+    read_only: bool = False,
 ) -> RunOptions:
     from patchbot.runner import RunOptions
+    from patchbot.sandbox import Isolation
     from patchbot.validate import ToolConfig
+    from rlops.errors import RlopsError
+
+    try:
+        level = Isolation(isolation)
+    except ValueError:
+        known = ", ".join(level.value for level in Isolation)
+        raise RlopsError(f"--isolation must be one of {known}, got {isolation!r}") from None
 
     return RunOptions(
         repo=repo,
@@ -65,6 +87,9 @@ def _options(
         tools=ToolConfig(tools_bin, python or Path(sys.executable)),
         bot_login=bot_login,
         only_pr=only_pr,
+        isolation=level,
+        pip_cache=pip_cache,
+        read_only=read_only,
     )
 
 
@@ -79,6 +104,8 @@ def run_command(
     bank: BankOption = None,
     state_dir: StateOption = Path(".rlops/patchbot"),
     bot_login: BotOption = None,
+    isolation: IsolationOption = "auto",
+    pip_cache: PipCacheOption = None,
 ) -> None:
     """Check every open security PR; print the decision for each (and act on it with --apply)."""
     from patchbot.cli import summary
@@ -87,9 +114,9 @@ def run_command(
 
     options = _options(
         repo, apply=apply, policy=policy, api_url=api_url, tools_bin=tools_bin, python=python, bank=bank,
-        state_dir=state_dir, bot_login=bot_login,
+        state_dir=state_dir, bot_login=bot_login, isolation=isolation, pip_cache=pip_cache,
     )  # fmt: skip
-    typer.echo(summary(run(options, Credentials.from_env(os.environ))))
+    typer.echo(summary(run(options, Credentials.take_from_environ())))
 
 
 @app.command("explain")
@@ -100,8 +127,8 @@ def explain_command(
     api_url: ApiOption = "https://api.github.com",
     tools_bin: ToolsOption = Path(".tools/bin"),
     python: PythonOption = None,
-    state_dir: StateOption = Path(".rlops/patchbot"),
     bot_login: BotOption = None,
+    isolation: IsolationOption = "auto",
 ) -> None:
     """Validate one PR without writing anything and show every rule that applies and the comment it would get."""
     from patchbot.cli import explanation
@@ -110,7 +137,7 @@ def explain_command(
 
     options = _options(
         repo, apply=False, policy=policy, api_url=api_url, tools_bin=tools_bin, python=python, bank=None,
-        state_dir=state_dir, bot_login=bot_login, only_pr=pr,
+        state_dir=Path(".rlops/patchbot"), bot_login=bot_login, isolation=isolation, only_pr=pr, read_only=True,
     )  # fmt: skip
-    result = run(options, Credentials.from_env(os.environ))
+    result = run(options, Credentials.take_from_environ())
     typer.echo(explanation(result.results[0]))

@@ -381,6 +381,13 @@ class FakeGitHub:
                         comment["body"] = body["body"]
                         return 200, comment
             return 404, {"message": "Not Found"}
+        if (m := re.fullmatch(r"/branches/([A-Za-z0-9._/-]+)", rest)) and method == "GET":
+            try:
+                sha = git(self.bare, "rev-parse", f"refs/heads/{m[1]}")
+            except subprocess.CalledProcessError:
+                return 404, {"message": "Branch not found"}
+            return 200, {"name": m[1], "commit": {"sha": sha, "url": f"{self.repo_url}/commits/{sha}"},
+                         "protected": False, "_links": {"self": f"{self.repo_url}/branches/{m[1]}"}}  # fmt: skip
         if m := re.fullmatch(r"/commits/([0-9a-f]{40})(/[a-z-]+)?", rest):
             sha, sub = m[1], m[2] or ""
             if sub == "":

@@ -64,6 +64,7 @@ GREEN = Snapshot(
     checks=(CheckInfo("ci/tests", CheckState.SUCCESS),),
     validation=VALIDATION,
     current_head_sha=HEAD,
+    current_base_sha=BASE,
 )
 
 
@@ -105,10 +106,17 @@ CASES: list[tuple[str, Callable[[Snapshot], Snapshot], Policy, DecisionCode]] = 
     ("running CI", lambda s: replace(s, checks=(CheckInfo("ci/tests", CheckState.PENDING),)), POLICY,
      DecisionCode.CHECKS_PENDING),
     ("required check never reported", lambda s: replace(s, checks=()), POLICY, DecisionCode.CHECKS_PENDING),
+    ("default policy: no check has reported yet", lambda s: replace(s, checks=()),
+     replace(Policy(), allow_missing_tools=frozenset({"pip-audit"})), DecisionCode.CHECKS_PENDING),
+    ("default policy: a pending status holds", lambda s: replace(s, checks=(*s.checks, CheckInfo("deploy",
+     CheckState.PENDING))), replace(Policy(), allow_missing_tools=frozenset({"pip-audit"})),
+     DecisionCode.CHECKS_PENDING),
+    ("default policy: every reported check green", lambda s: s,
+     replace(Policy(), allow_missing_tools=frozenset({"pip-audit"})), DecisionCode.MERGE),
     ("GitHub sees a conflict", lambda s: replace(s, mergeable=False), POLICY, DecisionCode.CONFLICT),
     ("local merge conflict", lambda s: replace(s, validation=replace(VALIDATION, merge_sha=None,
      conflict_files=("requirements.txt",), tools=())), POLICY, DecisionCode.CONFLICT),
-    ("not validated", lambda s: replace(s, validation=None, current_head_sha=None), POLICY,
+    ("not validated", lambda s: replace(s, validation=None, current_head_sha=None, current_base_sha=None), POLICY,
      DecisionCode.NOT_VALIDATED),
     ("pytest red", with_tools(tool("pytest", ToolStatus.FAILED), *GREEN_TOOLS[1:]), POLICY,
      DecisionCode.SUITE_FAILED),
@@ -126,6 +134,8 @@ CASES: list[tuple[str, Callable[[Snapshot], Snapshot], Policy, DecisionCode]] = 
      DecisionCode.HEAD_MOVED),
     ("head moved during validation", lambda s: replace(s, current_head_sha="f" * 40), POLICY,
      DecisionCode.HEAD_MOVED),
+    ("base moved after validation", lambda s: replace(s, current_base_sha="9" * 40), POLICY,
+     DecisionCode.BASE_MOVED),
     ("second merge into the same base", lambda s: replace(s, base_already_merged=True), POLICY,
      DecisionCode.MERGE_LIMIT),
 ]  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -154,7 +155,8 @@ def _cli(project: Project, *args: str, token: str = GOOD_TOKEN) -> subprocess.Co
     env["GITHUB_TOKEN"] = token
     rlops = Path(sys.executable).with_name("rlops")
     common = ["--repo", "acme/trader", "--api-url", project.fake.url, "--tools-bin", str(TOOLS_BIN)]
-    common += ["--state-dir", str(project.state_dir)]
+    if args[0] == "run":
+        common += ["--state-dir", str(project.state_dir)]
     return subprocess.run(
         [str(rlops), "patchbot", *args, *common], cwd=project.root, env=env, capture_output=True, text=True, timeout=120
     )
@@ -177,8 +179,12 @@ def test_cli_dry_run_and_explain(project: Project) -> None:
     assert "dry run (nothing written; pass --apply to act)" in dry.stdout
     assert "#1 hold:major-bump" in dry.stdout
 
+    shutil.rmtree(project.state_dir)
     explained = _cli(project, "explain", "1")
     assert explained.returncode == 0, explained.stderr
+    # explain writes nothing at all: no lock file, no state folder, no pip cache.
+    assert not project.state_dir.exists()
+    assert not (project.root / ".rlops").exists()
     assert "decision: hold:major-bump: requests 2.31.0 -> 3.0.0 is a major update" in explained.stdout
     assert "<!-- patchbot:report -->" in explained.stdout
     assert project.fake.writes() == []

@@ -70,7 +70,11 @@ def test_green_patch_bump_is_validated_commented_approved_merged_and_recorded(fu
     assert validation.branch == "security/1-bump-requests-from-2-31-0-to-2-31-1"
     assert validation.head_sha == head
     tools = {t.name: t for t in validation.tools}
-    assert list(tools) == ["pytest", "pip-audit", "bandit", "checkov", "version-range"]
+    assert list(tools) == ["install", "pytest", "pip-audit", "bandit", "checkov", "version-range"]
+    assert tools["install"].status is ToolStatus.PASSED
+    # What the tests ran against, read from the fresh venv, not from the requirements text.
+    assert validation.installed == (("requests", "2.31.1"),)
+    assert tools["version-range"].detail == "requests 2.31.1 (installed) is outside < 2.31.1"
     assert tools["pytest"].status is ToolStatus.PASSED
     assert tools["pytest"].exit_code == 0
     assert tools["pytest"].version.startswith("pytest ")
@@ -90,8 +94,8 @@ def test_green_patch_bump_is_validated_commented_approved_merged_and_recorded(fu
     (merge_call,) = [e for e in project.fake.writes() if e.method == "PUT"]
     assert merge_call.body["sha"] == head
     assert merge_call.body["merge_method"] == "squash"
-    (status,) = project.fake.statuses[head]
-    assert (status["context"], status["state"]) == ("patchbot/validation", "success")
+    (status,) = [s for s in project.fake.statuses[head] if s["context"] == "patchbot/validation"]
+    assert status["state"] == "success"
     # The isolated branch stays local: nothing is pushed to the remote.
     assert "security/" not in git(project.bare, "for-each-ref", "--format=%(refname)")
 
@@ -120,16 +124,17 @@ def test_failing_suite_is_commented_and_held_and_a_rerun_changes_nothing(project
 
     assert (code, outcome) == (DecisionCode.SUITE_FAILED, MergeOutcome.HELD)
     assert snap.validation is not None
-    pytest_result = snap.validation.tools[0]
+    pytest_result = {t.name: t for t in snap.validation.tools}["pytest"]
     assert (pytest_result.status, pytest_result.exit_code) == (ToolStatus.FAILED, 1)
     assert "1 failed" in pytest_result.detail
     assert pull.state == "open"
     assert project.fake.reviews == {}
     assert pull.labels == ["needs-human"]
-    assert project.fake.statuses[head][0]["state"] == "failure"
+    assert project.fake.statuses[head][-1]["state"] == "failure"
     (comment,) = bot_comments(project, 2)
     assert "`hold:suite-failed`" in comment
     assert "| pytest | ❌ failed | 1 |" in comment
+    assert "Installed in the validation environment (read from its metadata): `urllib3` 1.26.18" in comment
     assert "| version-range | ✅ passed |" in comment
     first_bank = project.patches()
     assert "patchbot held acme/trader#2" in first_bank
@@ -416,7 +421,7 @@ def test_scanners_fail_only_on_findings_the_update_adds(project: Project, tmp_pa
     clean, dirty = result.results
     assert clean.decision.code is DecisionCode.MERGE
     assert clean.snapshot.validation is not None
-    assert clean.snapshot.validation.tools[0].detail == "no new findings"
+    assert {t.name: t for t in clean.snapshot.validation.tools}["bandit"].detail == "no new findings"
     assert dirty.decision.code is DecisionCode.SUITE_FAILED
     assert "bandit failed: 1 new findings: B307:vendored.py" in dirty.decision.reason
     assert project.fake.writes() == []

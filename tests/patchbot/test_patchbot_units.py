@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from patchbot.environment import default_install, local_paths, pip_sources, read_installed
 from patchbot.github_api import APP_TOKEN_PERMISSIONS, Credentials, _retry
 from patchbot.lock import repo_lock
+from patchbot.manifests import all_pins
 from patchbot.models import Advisory, Severity, ToolStatus, UpdateType
 from patchbot.policy import Policy, parse_policy
 from patchbot.validate import ToolConfig, clean_env, git_auth_env
@@ -126,7 +128,7 @@ def test_version_range_check(tmp_path: Path) -> None:
     assert "still inside" in still.detail
     unpinned = version_range_check(tmp_path, [_advisory("idna")])
     assert unpinned.status is ToolStatus.FAILED
-    assert "no exact pin" in unpinned.detail
+    assert "neither installed nor pinned exactly" in unpinned.detail
     assert version_range_check(tmp_path, []).status is ToolStatus.FAILED
 
 
@@ -134,6 +136,44 @@ def test_version_range_check_reads_pyproject(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\ndependencies = ["requests==2.32.0"]\n')
     advisory = Advisory(1, "GHSA-x", None, Severity.HIGH, "requests", "pip", "< 2.32.0", "2.32.0", "pyproject.toml")
     assert version_range_check(tmp_path, [advisory]).status is ToolStatus.PASSED
+
+
+def test_installed_version_decides_over_the_pin_and_constraints_count(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\ndependencies = ["requests"]\n')
+    (tmp_path / "constraints.txt").write_text("requests==2.31.0\n")
+    assert all_pins(tmp_path)["requests"].manifest == "constraints.txt"
+    pinned_only = version_range_check(tmp_path, [_advisory()])
+    assert pinned_only.status is ToolStatus.FAILED
+    assert "requests 2.31.0 (constraints.txt)" in pinned_only.detail
+    installed = version_range_check(tmp_path, [_advisory()], {"Requests": "2.31.1"})
+    assert installed.status is ToolStatus.PASSED
+    assert installed.detail == "requests 2.31.1 (installed; constraints.txt pins 2.31.0) is outside < 2.31.1"
+
+
+def test_default_install_for_a_plain_project(tmp_path: Path) -> None:
+    assert default_install(tmp_path) == ("pytest",)
+    for name in ("requirements.txt", "requirements-dev.txt", "constraints.txt", "pyproject.toml"):
+        (tmp_path / name).write_text("")
+    assert default_install(tmp_path) == ("-c constraints.txt -r requirements-dev.txt -r requirements.txt . pytest",)
+
+
+def test_pip_sources_pass_index_settings_but_refuse_credentials(tmp_path: Path) -> None:
+    environ = {"PIP_FIND_LINKS": f"{tmp_path} https://mirror.invalid/wheels", "PIP_NO_INDEX": "1", "HOME": "/x"}
+    assert pip_sources(environ) == {"PIP_FIND_LINKS": environ["PIP_FIND_LINKS"], "PIP_NO_INDEX": "1"}
+    assert local_paths(pip_sources(environ)) == (tmp_path.resolve(),)
+    with pytest.raises(RlopsError, match="PIP_INDEX_URL holds credentials in a URL"):
+        pip_sources({"PIP_INDEX_URL": "https://user:secret@pypi.internal/simple"})
+
+
+def test_read_installed_parses_metadata_and_skips_the_local_project(tmp_path: Path) -> None:
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    for name, version, local in (("Requests", "2.31.1", False), ("trader", "0.1", True)):
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nbody\n")
+        if local:
+            (info / "direct_url.json").write_text('{"url": "file:///src", "dir_info": {"editable": true}}')
+    assert read_installed(tmp_path) == {"requests": "2.31.1"}
 
 
 def test_suite_environment_has_no_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
