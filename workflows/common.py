@@ -90,10 +90,11 @@ WORK_MOUNT = m.VolumeMount(name="work", mount_path=WORK)
 
 # Infrastructure failures only: Argo marks a pod that was evicted, deleted with its node (a reclaimed spot
 # instance) or never started as Error; a stage that exits non-zero (bad config, bad data) is Failed and fails fast.
+# Int-or-string fields are written as strings: Argo reads both, and its published schema types them as strings.
 INFRA_RETRY = RetryStrategy(
-    limit=3,
+    limit="3",
     retry_policy=RetryPolicy.on_error,
-    backoff=m.Backoff(duration="30s", factor=m.IntOrString(2), max_duration="15m"),
+    backoff=m.Backoff(duration="30s", factor=m.IntOrString("2"), max_duration="15m"),
 )
 POD_GC = m.PodGC(strategy="OnPodSuccess")  # failed pods stay for their logs until the workflow's TTL
 TTL = m.TTLStrategy(seconds_after_success=7 * 24 * 3600, seconds_after_failure=14 * 24 * 3600)
@@ -126,6 +127,8 @@ def rlops_container(
     return Container(
         name=name,
         image=image(target),
+        # Tags are immutable in ECR, so Always costs one manifest check and never runs a stale local copy.
+        image_pull_policy="Always",
         command=["rlops"],
         args=list(args),
         env=[Env(name=k, value=v) for k, v in SCRATCH_ENV.items()],
@@ -133,7 +136,7 @@ def rlops_container(
         security_context=CONTAINER_SECURITY,
         volume_mounts=list(mounts),
         retry_strategy=INFRA_RETRY,
-        active_deadline_seconds=deadline_s,
+        active_deadline_seconds=str(deadline_s),
         inputs=list(inputs) or None,
         outputs=list(outputs) or None,
         **extra,  # type: ignore[arg-type]

@@ -95,11 +95,14 @@ def _ray_pod(container: str, requirements: m.ResourceRequirements, ray_node: boo
     return {
         "spec": {
             "serviceAccountName": common.RAY_SERVICE_ACCOUNT,
+            # Ray needs no Kubernetes API access here (no autoscaler); IRSA brings its own projected token.
+            "automountServiceAccountToken": False,
             "securityContext": common.POD_SECURITY.model_dump(by_alias=True, exclude_none=True),
             "containers": [
                 {
                     "name": container,
                     "image": common.image(IMAGES["tune"]),
+                    "imagePullPolicy": "Always",
                     "env": [{"name": k, "value": v} for k, v in common.SCRATCH_ENV.items()],
                     "resources": requirements.model_dump(by_alias=True, exclude_none=True, mode="json"),
                     "securityContext": common.CONTAINER_SECURITY.model_dump(by_alias=True, exclude_none=True),
@@ -175,7 +178,7 @@ def template() -> WorkflowTemplate:
                 success_condition=RAYJOB_SUCCESS,
                 failure_condition=RAYJOB_FAILURE,
                 retry_strategy=common.INFRA_RETRY,
-                active_deadline_seconds=DEADLINE_S // 2,
+                active_deadline_seconds=str(DEADLINE_S // 2),
             )
         }
         for stage in STAGES:
