@@ -131,7 +131,7 @@ class ProjectEnvironment:
             argv: list[str | Path] = [sys.executable, "-m", "pip", "--python", self.python, "install", "--no-input"]
             argv += shlex.split(line)
             proc = run_program(
-                self.sandbox.argv(argv, self.checkout, network=True), self.checkout, env, self.timeout_s,
+                self.sandbox.argv(argv, self.checkout, install=True), self.checkout, env, self.timeout_s,
                 **self.sandbox.popen_kwargs(),
             )  # fmt: skip
             total = Proc(proc.exit_code, proc.stdout, proc.stderr, total.duration_s + proc.duration_s, proc.timed_out)
@@ -141,5 +141,5 @@ class ProjectEnvironment:
 
     def run(self, command: list[str]) -> Proc:
         env = {**self.env, "VIRTUAL_ENV": str(self.venv), "PATH": f"{self.venv / 'bin'}{os.pathsep}{self.env['PATH']}"}
-        argv = self.sandbox.argv(command, self.checkout, network=False)
+        argv = self.sandbox.argv(command, self.checkout, install=False)
         return run_program(argv, self.checkout, env, self.timeout_s, **self.sandbox.popen_kwargs())

@@ -112,11 +112,13 @@ def _system_binds() -> list[str]:
 
 @dataclass(frozen=True)
 class Sandbox:
-    """Runs argv at one isolation level; `writable` and `readable` are the only extra paths the child sees."""
+    """Runs argv at one isolation level; `writable` and `readable` are the only extra paths the child sees, and
+    the install step alone also gets the network and `install_writable` (pip's shared cache)."""
 
     level: Isolation
     writable: tuple[Path, ...] = ()
     readable: tuple[Path, ...] = field(default=())
+    install_writable: tuple[Path, ...] = ()
 
     def prepare(self, paths: Iterable[Path]) -> None:
         """Hand `paths` (recursively) to the sandbox user, so an unprivileged child can write where it must."""
@@ -130,18 +132,19 @@ class Sandbox:
                 for name in (*dirs, *files):
                     os.lchown(os.path.join(folder, name), SANDBOX_UID, SANDBOX_UID)
 
-    def argv(self, argv: Sequence[str | Path], cwd: Path, network: bool) -> list[str]:
+    def argv(self, argv: Sequence[str | Path], cwd: Path, install: bool) -> list[str]:
         if self.level is not Isolation.NAMESPACE:
             return [str(a) for a in argv]
         wrapped = ["bwrap", "--die-with-parent", "--new-session", "--unshare-all", "--unshare-user"]
-        if network:
+        if install:
+            # pip needs its index; the tests get no network, so they have nowhere to send what they find.
             wrapped.append("--share-net")
         wrapped += _system_binds()
         # The interpreters live outside /usr on some runners (actions/setup-python's tool cache).
         for path in (Path(sys.base_prefix), Path(sys.prefix), *self.readable):
             if path.exists() and not path.resolve().is_relative_to("/usr"):
                 wrapped += ["--ro-bind", str(path), str(path)]
-        for path in self.writable:
+        for path in (*self.writable, *(self.install_writable if install else ())):
             wrapped += ["--bind", str(path), str(path)]
         wrapped += ["--chdir", str(cwd), "--", *(str(a) for a in argv)]
         return wrapped

@@ -237,7 +237,7 @@ class _Suite:
         cache.mkdir(parents=True, exist_ok=True)
         home = self.run_dir / "home"
         home.mkdir()
-        sandbox = Sandbox(tools.isolation, writable=(self.run_dir, cache), readable=local_paths(sources))
+        sandbox = Sandbox(tools.isolation, (self.run_dir,), local_paths(sources), install_writable=(cache,))
         # pip reads no config file of the operator's: only the index settings above reach it.
         pip_env = {**sources, "PIP_CACHE_DIR": str(cache), "PIP_CONFIG_FILE": os.devnull}
         project = ProjectEnvironment(

@@ -39,7 +39,7 @@ def test_least_privilege() -> None:
 
 def test_every_action_is_pinned_to_a_full_commit_sha_with_its_version() -> None:
     lines = [line for line in WORKFLOW.read_text().splitlines() if re.match(r"^\s*(-\s*)?uses:", line)]
-    assert len(lines) == 3
+    assert len(lines) == 4
     for line in lines:
         assert PINNED.match(line), line
 
@@ -50,3 +50,26 @@ def test_the_bot_runs_dry_unless_the_repository_opts_in() -> None:
     assert run_step["env"]["APPLY"] == "${{ vars.PATCHBOT_APPLY }}"
     assert 'if [ "$APPLY" = "true" ]; then args+=(--apply); fi' in run_step["run"]
     assert "secrets.GITHUB_TOKEN" not in WORKFLOW.read_text()
+
+
+def test_the_key_reaches_the_bot_as_a_file_and_the_update_runs_in_a_namespace() -> None:
+    (job,) = load()["jobs"].values()
+    (run_step,) = [step for step in job["steps"] if step.get("name") == "Run patchbot"]
+    assert "PATCHBOT_APP_PRIVATE_KEY" not in run_step["env"]
+    assert run_step["env"]["PATCHBOT_APP_PRIVATE_KEY_FILE"] == "${{ runner.temp }}/patchbot-app-key.pem"
+    assert "--isolation namespace" in run_step["run"]
+    (cache,) = [step for step in job["steps"] if str(step.get("uses", "")).startswith("actions/cache@")]
+    assert cache["with"]["path"] == ".rlops/patchbot/pip-cache"
+
+
+def test_this_repository_policy_parses_and_installs_its_own_pins() -> None:
+    from patchbot.policy import parse_policy
+
+    root = WORKFLOW.parents[2]
+    policy = parse_policy((root / ".github" / "patchbot.yml").read_text(), ".github/patchbot.yml")
+    assert policy.install == ("-c constraints.txt -e .[all]",)
+    assert policy.required_checks == ("*",)
+    assert policy.allow_missing_tools == frozenset()
+    tiers = [word for word in policy.test_command.split() if word.startswith("tests/")]
+    assert tiers and all((root / tier).is_dir() for tier in tiers)
+    assert '-m "not slow"' in policy.test_command
