@@ -16,6 +16,7 @@ import requests
 from hera.exceptions import HeraException
 from hera.workflows import WorkflowsService
 from hera.workflows import models as m
+from pydantic import ValidationError
 
 from rlops.errors import RlopsError
 from workflows import common
@@ -99,6 +100,9 @@ def call(server: Server, what: str, action: Callable[[WorkflowsService], T]) -> 
         raise RlopsError(f"{what}: {where} did not answer within {TIMEOUT_S:.0f} s") from exc
     except requests.exceptions.ConnectionError as exc:
         raise RlopsError(f"{what}: cannot reach {where} ({_reason(exc)}); check --server or {ENV_SERVER}") from exc
+    except ValidationError as exc:
+        raise RlopsError(f"{what}: {where} answered with something that is not a Workflow ({exc.error_count()} "
+                         f"problem(s), first: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']})") from exc  # fmt: skip
     except HeraException as exc:
         detail = _server_message(exc)
         hints = {
@@ -115,7 +119,7 @@ def call(server: Server, what: str, action: Callable[[WorkflowsService], T]) -> 
 def _reason(exc: Exception) -> str:
     """The innermost cause of a connection failure, without the URL and object reprs requests adds."""
     text = str(exc.args[0]) if exc.args else str(exc)
-    found = re.findall(r"\[[A-Z_]+: [A-Z_]+\][^)'\"]*|\[Errno -?\d+\][^)'\"]*|Connection refused", text)
+    found = re.findall(r"\[[A-Z_]+: [A-Z_]+\][^()'\"]*|\[Errno -?\d+\][^()'\"]*|Connection refused", text)
     return " ".join((found[-1] if found else text).split())
 
 
