@@ -54,12 +54,16 @@ class Server:
         return cls(
             url=address.rstrip("/"),
             token=token or environ.get(ENV_TOKEN) or None,
-            namespace=namespace or environ.get(ENV_NAMESPACE) or common.NAMESPACE,
+            namespace=resolve_namespace(namespace, environ),
             verify_tls=verify_tls,
         )
 
     def ui_url(self, run: str) -> str:
         return f"{self.url}/workflows/{self.namespace}/{run}"
+
+
+def resolve_namespace(namespace: str | None, environ: Mapping[str, str] = os.environ) -> str:
+    return namespace or environ.get(ENV_NAMESPACE) or common.NAMESPACE
 
 
 class _TimeoutSession(requests.Session):

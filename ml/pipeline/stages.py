@@ -139,7 +139,11 @@ def run_tune(ctx: StageContext) -> dict[str, Any]:
         # An experiment without this stage's stage.json was interrupted: continue it rather than start over.
         partial = storage.exists(storage.join(experiment, SETTINGS_FILE))
         ctx.say(f"tuning {algo}: {config.samples} trial(s), search {config.search}, scheduler {config.scheduler}")
-        outcome = resume_tune(experiment, say=ctx.say) if partial else run_tune(settings, say=ctx.say)
+        # A retried cluster step resumes on the Ray cluster it runs in now, not the one that started the experiment.
+        if partial:
+            outcome = resume_tune(experiment, say=ctx.say, address=config.ray_address)
+        else:
+            outcome = run_tune(settings, say=ctx.say)
         if outcome.best_config is None:
             raise RlopsError(f"stage tune: no {algo} trial finished with a {config.metric} score; see {experiment}")
         board = outcome.leaderboard

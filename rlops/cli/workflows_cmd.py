@@ -77,8 +77,7 @@ def submit(
         raise RlopsError(f"no workflow template {name!r}; templates: {', '.join(catalog.SUBMITTABLE)}")
     declared = entry.build().build().spec.arguments.parameters or []  # type: ignore[union-attr]
     if dry_run:
-        ns = namespace or argo.Server.resolve("http://dry-run", None, namespace).namespace
-        workflow = argo.workflow_from_template(name, declared, params or [], ns)
+        workflow = argo.workflow_from_template(name, declared, params or [], argo.resolve_namespace(namespace))
         typer.echo(yaml.safe_dump(workflow, sort_keys=False), nl=False)
         return
     target = _server(server, token, namespace, insecure)
