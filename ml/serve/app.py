@@ -31,7 +31,7 @@ import rlops
 from ml.serve.batching import MicroBatcher
 from ml.serve.metrics import ServeMetrics
 from ml.serve.middleware import BodyLimitMiddleware, MetricsMiddleware
-from ml.serve.model import Inference, ServedModel, load_model
+from ml.serve.model import Inference, ModelInfo, ServedModel, load_model
 from ml.serve.schemas import (
     ActionSpace,
     ActRequest,
@@ -139,16 +139,26 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-def _act_payload(result: Inference, version: str) -> bytes:
+def non_finite_outputs(result: Inference) -> list[str]:
+    """Names of the outputs holding a NaN or an infinity (JSON cannot carry them, and a client must never act
+    on them)."""
     outputs: dict[str, NDArray[Any] | None] = {
+        "actions": result.actions,
         "values": result.values,
         "probabilities": result.probabilities,
         "mean": result.mean,
         "std": result.std,
     }
-    if not all(np.isfinite(array).all() for array in outputs.values() if array is not None):
-        message = f"model {version} produced non-finite outputs; its checkpoint's weights are unusable"
-        raise ServiceError(500, "model_error", message)
+    for index, part in enumerate(result.sub_probabilities or ()):
+        outputs[f"probabilities[{index}]"] = part
+    return [
+        name
+        for name, array in outputs.items()
+        if array is not None and array.dtype.kind == "f" and not np.isfinite(array).all()
+    ]
+
+
+def _act_payload(result: Inference, version: str) -> bytes:
     payload: dict[str, Any] = {"actions": result.actions.tolist(), "values": result.values.tolist()}
     if result.probabilities is not None:
         payload["probabilities"] = result.probabilities.tolist()
@@ -216,7 +226,12 @@ class BearerToken(HTTPBearer):
         return credentials
 
 
-async def _load(state: ServiceState, loader: Loader, on_load_failure: Callable[[str], None] | None) -> None:
+async def _load(
+    state: ServiceState,
+    loader: Loader,
+    on_load_failure: Callable[[str], None] | None,
+    on_ready: Callable[[ModelInfo], None] | None,
+) -> None:
     settings = state.settings
     try:
         model = await asyncio.to_thread(loader, settings)
@@ -233,7 +248,8 @@ async def _load(state: ServiceState, loader: Loader, on_load_failure: Callable[[
         state.model, state.batcher = model, batcher
         state.metrics.model_loaded(model.info)
         state.status = "ready"
-        logger.info("serving %s version %s from %s", model.info.name, model.info.version, settings.checkpoint)
+        if on_ready is not None:
+            on_ready(model.info)
         return
     state.status = "failed"
     logger.error("cannot serve: %s", state.load_error)
@@ -245,14 +261,18 @@ def create_app(
     settings: ServeSettings,
     loader: Loader = load_model,
     on_load_failure: Callable[[str], None] | None = None,
+    on_ready: Callable[[ModelInfo], None] | None = None,
 ) -> FastAPI:
-    """An app serving ``settings.checkpoint``; ``loader`` is replaceable so tests can gate or break loading."""
+    """An app serving ``settings.checkpoint``; ``loader`` is replaceable so tests can gate or break loading.
+
+    ``on_ready`` runs once the checkpoint is loaded and accepted (the command line prints its banner then).
+    """
     metrics = ServeMetrics()
     state = ServiceState(settings=settings, metrics=metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        state._load_task = asyncio.create_task(_load(state, loader, on_load_failure))
+        state._load_task = asyncio.create_task(_load(state, loader, on_load_failure, on_ready))
         try:
             yield
         finally:
@@ -280,6 +300,7 @@ def create_app(
             401: "missing or wrong bearer token (when authentication is on)",
             413: "body over the size limit",
             422: "invalid observations; `fields` names each one at fault",
+            500: "the model produced a NaN or an infinity (`non_finite_output`), or an internal error",
             503: "model not loaded (yet)",
         }.items()
     }
@@ -307,6 +328,23 @@ def create_app(
     async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error")
         return _json_error(500, "internal_error", f"internal error ({type(exc).__name__}); the server logged it")
+
+    async def infer(model: ServedModel, batcher: MicroBatcher, obs: NDArray[np.float32]) -> Inference:
+        """The batch's outputs, or a 500 when any is NaN or infinite (counted for the canary analysis)."""
+        try:
+            result = await batcher.submit(obs)
+        except RlopsError as exc:
+            raise ServiceError(503, "not_ready", str(exc), headers={"Retry-After": "1"}) from exc
+        broken = non_finite_outputs(result)
+        if broken:
+            metrics.nonfinite_outputs.inc()
+            message = (
+                f"model {model.info.version} produced non-finite {', '.join(broken)}; its weights are unusable "
+                "and no action is returned"
+            )
+            logger.error("%s", message)
+            raise ServiceError(500, "non_finite_output", message)
+        return result
 
     # Flat routes (no included router) so that the metrics middleware can name every route by its template.
     v1: dict[str, Any] = {"tags": ["model"], "responses": error_responses, "dependencies": []}
@@ -339,10 +377,7 @@ def create_app(
         except ValidationError as exc:
             return _validation_response(exc.errors(include_url=False))
         obs = _check_observations(body.observations, model.info.obs_dim, settings.max_request_observations)
-        try:
-            result = await batcher.submit(obs)
-        except RlopsError as exc:
-            raise ServiceError(503, "not_ready", str(exc), headers={"Retry-After": "1"}) from exc
+        result = await infer(model, batcher, obs)
         return Response(_act_payload(result, model.info.version), media_type="application/json")
 
     @app.get("/v1/model", response_model=ModelResponse, summary="The served model and its spaces", **v1)
@@ -386,16 +421,18 @@ def create_app(
         model, _ = state.require_ready()
         return StatusResponse(status="ready", model_version=model.info.version)
 
-    @app.get(
-        "/metrics",
-        tags=["probes"],
-        summary="Prometheus metrics",
-        response_class=Response,
-        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
-    )
-    async def prometheus() -> Response:
-        body, content_type = metrics.render()
-        return Response(body, media_type=content_type)
+    if settings.metrics_port is None:  # otherwise /metrics lives on its own port (ml.serve.metrics_app)
+
+        @app.get(
+            "/metrics",
+            tags=["probes"],
+            summary="Prometheus metrics",
+            response_class=Response,
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+        )
+        async def prometheus() -> Response:
+            body, content_type = metrics.render()
+            return Response(body, media_type=content_type)
 
     # Added last = outermost: metrics see the 413s the body limit answers.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

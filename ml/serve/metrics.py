@@ -52,6 +52,13 @@ class ServeMetrics:
             registry=self.registry,
         )
 
+        # No labels, so the series exists (at 0) from start-up: a rollout's analysis can tell "none" from "no data".
+        self.nonfinite_outputs = Counter(
+            "rlops_serve_nonfinite_outputs",
+            "Requests answered 500 because the model's forward pass produced a NaN or an infinity",
+            registry=self.registry,
+        )
+
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route, method, str(status)).observe(seconds)

@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import torch
+from prometheus_client.parser import text_string_to_metric_families
 
+from ml.agents.checkpoint import load_checkpoint, save_checkpoint
 from ml.serve.model import ServedModel, load_model
 from ml.serve.server import Service, build_service
 from ml.serve.settings import ServeSettings
@@ -22,6 +25,11 @@ from ml.serve.settings import ServeSettings
 class RunningServer:
     url: str
     service: Service
+    metrics_url: str = ""
+    """Where /metrics answers: the API's own URL unless the server has a metrics port."""
+
+    def __post_init__(self) -> None:
+        self.metrics_url = self.metrics_url or self.url
 
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
@@ -31,6 +39,16 @@ class RunningServer:
         while self.service.state.status == "loading" and time.monotonic() < deadline:
             time.sleep(0.01)
         assert self.service.state.status == "ready", self.service.state.load_error
+
+
+def metric(server: RunningServer, name: str, **labels: str) -> float:
+    """One sample of the server's /metrics (0 when the series does not exist yet)."""
+    text = httpx.get(f"{server.metrics_url}/metrics").text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
 
 
 def loopback_socket() -> socket.socket:
@@ -53,14 +71,17 @@ def serving(
     service = build_service(config, loader=loader, log_config=None)
     sock = loopback_socket()
     port = sock.getsockname()[1]
-    thread = threading.Thread(target=service.server.run, kwargs={"sockets": [sock]}, daemon=True)
+    metrics_sock = loopback_socket() if config.metrics_port is not None else None
+    metrics_url = f"http://127.0.0.1:{metrics_sock.getsockname()[1]}" if metrics_sock else ""
+    kwargs = {"sockets": [sock], "metrics_sockets": [metrics_sock] if metrics_sock else None}
+    thread = threading.Thread(target=service.run, kwargs=kwargs, daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + 30
         while not service.server.started and thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.01)
         assert service.server.started, "uvicorn did not start"
-        running = RunningServer(f"http://127.0.0.1:{port}", service)
+        running = RunningServer(f"http://127.0.0.1:{port}", service, metrics_url)
         if wait:
             running.wait_ready()
         yield running
@@ -68,4 +89,17 @@ def serving(
         service.server.should_exit = True
         thread.join(timeout=60)
         sock.close()
+        if metrics_sock is not None:
+            metrics_sock.close()
         assert not thread.is_alive(), "the server did not shut down"
+
+
+def nan_checkpoint(src: str | Path, dst: str | Path) -> Path:
+    """A copy of checkpoint ``src`` whose floating-point weights are all NaN, written by the normal checkpoint
+    code to ``dst``: it loads and serves, and every forward pass yields NaN (``non_finite_output``)."""
+    checkpoint = load_checkpoint(src)
+    checkpoint.model_state = {
+        name: torch.full_like(tensor, float("nan")) if tensor.is_floating_point() else tensor
+        for name, tensor in checkpoint.model_state.items()
+    }
+    return save_checkpoint(checkpoint, Path(dst))

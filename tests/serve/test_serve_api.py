@@ -13,7 +13,6 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from prometheus_client.parser import text_string_to_metric_families
 
 from ml.agents.checkpoint import Checkpoint, save_checkpoint
 from ml.agents.networks import ActorCritic
@@ -21,17 +20,7 @@ from ml.agents.policy import load_policy
 from ml.agents.spaces import SpaceSpec
 
 from .conftest import Checkpoints
-from .serve_helpers import RunningServer, serving
-
-
-def metric(server: RunningServer, name: str, **labels: str) -> float:
-    """One sample of /metrics (0 when the series does not exist yet)."""
-    text = httpx.get(f"{server.url}/metrics").text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return 0.0
+from .serve_helpers import RunningServer, metric, serving
 
 
 def act(client: httpx.Client, observations: Any) -> httpx.Response:
