@@ -24,6 +24,14 @@ IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 WORKFLOWS_CONFIG_MAP = "rlops-workflows"
 PROMETHEUS_URL = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
 SYSTEM_POOL = {"rlops.io/node-pool": "system"}
+INGRESS_CLASS = "nginx"
+INTERNAL_NLB = {
+    "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+    "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
+}
+# The Secret the inference Rollout (gitops/inference/base/rollout.yaml) reads RLOPS_SERVE_AUTH_TOKEN from.
+INFERENCE_TOKEN_SECRET = "inference-token"  # noqa: S105  (a Secret's name, not its value)
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class AddonsArgs:
     tuning_bucket: pulumi.Input[str]
     market_data_bucket: pulumi.Input[str]
     registry: pulumi.Input[str]  # the repositories' common prefix: <account>.dkr.ecr.<region>.amazonaws.com/<prefix>
+    inference_token: pulumi.Input[str]  # the bearer token /v1/* of the inference service requires (a Pulumi secret)
 
 
 def _account(role: str) -> Sequence[ServiceAccount]:
@@ -91,7 +100,8 @@ class Addons(pulumi.ComponentResource):
         )
         self._release(name, charts.KUBERAY_OPERATOR, {"nodeSelector": SYSTEM_POOL})
         ray_namespaces = self._workload_accounts(name, "ray")
-        self._workload_accounts(name, "inference")
+        inference_namespaces = self._workload_accounts(name, "inference")
+        self._inference_token(name, args, inference_namespaces)
         workflows_role = args.role_arns["workflows"]
         executor, server = _account("workflows")
         argo = self._release(
@@ -174,6 +184,19 @@ class Addons(pulumi.ComponentResource):
                 "grafana": {"enabled": False},
             },
         )
+        self._release(
+            name,
+            charts.INGRESS_NGINX,
+            {
+                "controller": {
+                    "ingressClassResource": {"name": INGRESS_CLASS, "default": False},
+                    "nodeSelector": SYSTEM_POOL,
+                    "metrics": {"enabled": True},
+                    # Nothing open by default: an internal NLB, reachable from the VPC (and its peers) only.
+                    "service": {"annotations": INTERNAL_NLB},
+                },
+            },
+        )
         self.prometheus_url = PROMETHEUS_URL
         self.register_outputs({"prometheus_url": self.prometheus_url})
 
@@ -244,6 +267,17 @@ class Addons(pulumi.ComponentResource):
             opts=opts,
         )
 
+    def _inference_token(self, name: str, args: AddonsArgs, namespaces: Mapping[str, pulumi.Resource]) -> None:
+        """The service's bearer token from the stack's secret config: in the Secret, never in git or the image."""
+        (namespace,) = namespaces
+        k8s.core.v1.Secret(
+            f"{name}-inference-token",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=INFERENCE_TOKEN_SECRET, namespace=namespace),
+            type="Opaque",
+            string_data={"token": pulumi.Output.secret(args.inference_token)},
+            opts=pulumi.ResourceOptions(parent=self, provider=self._provider, depends_on=list(namespaces.values())),
+        )
+
     def _workload_accounts(self, name: str, role: str) -> dict[str, pulumi.Resource]:
         """Namespace and service account for a workload whose pods Argo CD deploys later."""
         accounts = _account(role)
@@ -280,9 +314,8 @@ class Addons(pulumi.ComponentResource):
             "source": {
                 "repoURL": args.gitops.repo_url,
                 "targetRevision": args.gitops.revision,
+                # gitops/envs/<environment>: a kustomization of the project and its applications (app of apps).
                 "path": args.gitops.path,
-                # Each area renders into a folder of its own (gitops/workflows/, ...).
-                "directory": {"recurse": True},
             },
             "destination": {"server": "https://kubernetes.default.svc", "namespace": charts.ARGO_CD.namespace},
             "syncPolicy": {

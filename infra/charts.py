@@ -31,6 +31,9 @@ ARGO_ROLLOUTS = Chart("argo-rollouts", "2.40.5", "https://argoproj.github.io/arg
 KUBE_PROMETHEUS_STACK = Chart(
     "kube-prometheus-stack", "81.6.9", "https://prometheus-community.github.io/helm-charts", "monitoring"
 )
+# The traffic router of the inference canary: Argo Rollouts sets exact NGINX canary weights. It needs no AWS API
+# access (its Service gets an internal NLB from the cloud provider), so it has no IRSA role at all.
+INGRESS_NGINX = Chart("ingress-nginx", "4.12.1", "https://kubernetes.github.io/ingress-nginx", "ingress-nginx")
 CLUSTER_AUTOSCALER = Chart("cluster-autoscaler", "9.46.6", "https://kubernetes.github.io/autoscaler", "kube-system")
 
 ALL_CHARTS = (
@@ -41,5 +44,6 @@ ALL_CHARTS = (
     ARGOCD_APPS,
     ARGO_ROLLOUTS,
     KUBE_PROMETHEUS_STACK,
+    INGRESS_NGINX,
     CLUSTER_AUTOSCALER,
 )

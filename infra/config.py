@@ -221,7 +221,7 @@ def parse_stack_config(stack: str, region: str | None, read: Reader) -> StackCon
     if clash:
         raise fail("extraTags", f"may not override the required tags {sorted(clash)}")
 
-    gitops_path = get("gitopsPath", str, "gitops").strip("/")
+    gitops_path = get("gitopsPath", str, f"gitops/envs/{env}").strip("/")
     if not gitops_path or ".." in gitops_path.split("/"):
         raise fail("gitopsPath", f"{gitops_path!r} must be a path inside the repository")
 

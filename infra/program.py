@@ -109,6 +109,8 @@ def build(config: StackConfig) -> Environment:
                 market_data_bucket=storage.bucket_names["market-data"],
                 # Every image lives under one prefix (<prefix>/<image>): the workflows add the image name.
                 registry=registry.repository_urls["training"].apply(lambda url: url.rsplit("/", 1)[0]),
+                # `pulumi config set --secret rlops:inferenceToken "$(openssl rand -hex 32)"` once per stack.
+                inference_token=pulumi.Config("rlops").require_secret("inferenceToken"),
             ),
         )
     return Environment(network, cluster, registry, storage, identity, addons)

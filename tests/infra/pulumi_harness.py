@@ -123,6 +123,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         ]
 
 
+INFERENCE_TOKEN_KEY = "rlops:inferenceToken"
+
+
 def stack_config(stack: str) -> dict[str, Any]:
     """The `config:` section of Pulumi.<stack>.yaml as written."""
     data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
@@ -151,7 +154,9 @@ def run_with_mocks(
     """
     values = dict(config if config is not None else stack_config(stack))
     mocks = mocks if mocks is not None else RecordingMocks(region=str(values.get(REGION_KEY, "us-east-1")))
-    pulumi.runtime.set_all_config({k: _engine_form(v) for k, v in values.items()}, [])
+    # The stack files never hold the token: `pulumi config set --secret` keeps it encrypted per stack.
+    values.setdefault(INFERENCE_TOKEN_KEY, "test-inference-token")
+    pulumi.runtime.set_all_config({k: _engine_form(v) for k, v in values.items()}, [INFERENCE_TOKEN_KEY])
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="rlops", stack=stack, preview=False, monitor=monitor)
     # Component inputs that are resources (the cluster handed to ManagedNodeGroup) would otherwise be

@@ -25,10 +25,11 @@ def mocks() -> RecordingMocks:
                 kubeconfig='{"kind": "Config"}',
                 role_arns=ROLES,
                 artifact_bucket="rlops-prod-artifacts-x",
-                gitops=GitOpsSource("https://github.com/octo/rlops.git", "main", "gitops"),
+                gitops=GitOpsSource("https://github.com/octo/rlops.git", "main", "gitops/envs/dev"),
                 tuning_bucket="rlops-prod-tuning-results-x",
                 market_data_bucket="rlops-prod-market-data-x",
                 registry="123456789012.dkr.ecr.us-east-1.amazonaws.com/rlops-prod",
+                inference_token="test-inference-token",
             ),
         ).prometheus_url
 
@@ -102,8 +103,7 @@ def test_root_application_points_at_gitops_and_self_heals(mocks: RecordingMocks)
     assert root["source"] == {
         "repoURL": "https://github.com/octo/rlops.git",
         "targetRevision": "main",
-        "path": "gitops",
-        "directory": {"recurse": True},
+        "path": "gitops/envs/dev",
     }
     assert root["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
     assert root["destination"] == {"server": "https://kubernetes.default.svc", "namespace": "argocd"}
@@ -116,6 +116,7 @@ def test_pulumi_creates_no_custom_resources(mocks: RecordingMocks) -> None:
         "kubernetes:core/v1:Namespace",
         "kubernetes:core/v1:ServiceAccount",
         "kubernetes:core/v1:ConfigMap",
+        "kubernetes:core/v1:Secret",
         "kubernetes:rbac.authorization.k8s.io/v1:Role",
         "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
     }
@@ -147,3 +148,20 @@ def test_workflow_pods_may_create_and_watch_rayjobs_in_the_ray_namespace_only(mo
     assert binding.inputs["metadata"]["namespace"] == "ray"
     assert binding.inputs["roleRef"]["kind"] == "Role"
     assert binding.inputs["subjects"] == [{"kind": "ServiceAccount", "name": "argo-workflow", "namespace": "argo"}]
+
+
+def test_the_inference_token_secret_comes_from_the_stack_secret(mocks: RecordingMocks) -> None:
+    (secret,) = [r for r in mocks.resources if r.type == "kubernetes:core/v1:Secret"]
+    assert secret.inputs["metadata"] == {"name": "inference-token", "namespace": "inference"}
+    # Sent to the engine as a secret (Pulumi's secret signature), so state and previews never show it.
+    wrapped = secret.inputs["stringData"]
+    assert wrapped["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
+    assert wrapped["value"] == {"token": "test-inference-token"}
+
+
+def test_the_ingress_controller_is_internal_and_has_no_aws_role(mocks: RecordingMocks) -> None:
+    values = _values(mocks, charts.INGRESS_NGINX)["controller"]
+    assert values["ingressClassResource"]["name"] == "nginx"
+    annotations = values["service"]["annotations"]
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
+    assert "serviceAccount" not in values  # no IRSA: it never calls an AWS API

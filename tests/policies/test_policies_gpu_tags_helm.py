@@ -118,3 +118,25 @@ def test_floating_chart_versions_are_caught(version: str | None) -> None:
     props = {"chart": "c"} | ({} if version is None else {"version": version})
     release = resource("kubernetes:helm.sh/v4:Chart", "chart", **props)
     assert_caught("helm-chart-pinned", "chart", release, contains="not an exact")
+
+
+def _nginx(annotations: dict[str, str] | None) -> object:
+    values = {} if annotations is None else {"controller": {"service": {"annotations": annotations}}}
+    return resource("kubernetes:helm.sh/v3:Release", "ingress", chart="ingress-nginx", version="4.12.1", values=values)
+
+
+def test_an_internal_ingress_controller_passes() -> None:
+    release = _nginx({"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"})
+    assert violations("ingress-controller-internal", release) == []
+
+
+@pytest.mark.parametrize(
+    "annotations", [None, {}, {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing"}]
+)
+def test_an_internet_facing_ingress_controller_is_caught(annotations: dict[str, str] | None) -> None:
+    assert_caught("ingress-controller-internal", "ingress", _nginx(annotations), contains="must be internal")
+
+
+def test_other_charts_are_not_judged_as_ingress_controllers() -> None:
+    release = resource("kubernetes:helm.sh/v3:Release", "chart", chart="argo-cd", version="9.4.2", values={})
+    assert violations("ingress-controller-internal", release) == []

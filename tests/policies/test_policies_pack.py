@@ -32,6 +32,7 @@ EXPECTED = {
     "gpu-node-group-guard",
     "required-tags",
     "helm-chart-pinned",
+    "ingress-controller-internal",
 }
 
 

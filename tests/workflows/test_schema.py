@@ -22,6 +22,7 @@ from infra.addons import WORKFLOWS_CONFIG_MAP
 from infra.cluster import GPU_TAINT_KEY
 from infra.config import NodeGroupConfig
 from infra.identity import WORKLOADS
+from tests.k8s_schema import closed
 from workflows import catalog, common, research
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,32 +34,18 @@ DOCUMENTS = {e.name: yaml.safe_load(e.render()) for e in catalog.CATALOG}
 TEMPLATES = {n: d for n, d in DOCUMENTS.items() if d["kind"] == "WorkflowTemplate"}
 
 
-def _closed(schema: Any) -> Any:
-    """The schema with `additionalProperties: false` wherever properties are listed and nothing else is said, so
-    that a misspelt key fails (the official schemas, like Hera's models, let unknown keys through)."""
-    if isinstance(schema, dict):
-        closed = {k: _closed(v) for k, v in schema.items()}
-        open_by_design = closed.get("x-kubernetes-preserve-unknown-fields") is True
-        if "properties" in closed and "additionalProperties" not in closed and not open_by_design:
-            closed["additionalProperties"] = False
-        return closed
-    if isinstance(schema, list):
-        return [_closed(v) for v in schema]
-    return schema
-
-
 @cache
 def argo_validator(kind: str) -> jsonschema.Draft202012Validator:
     """The schema's own definition of `kind`: its top-level oneOf cannot tell a Workflow from a WorkflowTemplate,
     whose shapes are the same."""
-    schema = _closed(json.loads(ARGO_SCHEMA.read_text()))
+    schema = closed(json.loads(ARGO_SCHEMA.read_text()))
     (ref,) = [item["$ref"] for item in schema.pop("oneOf") if item["$ref"].endswith(f".{kind}")]
     return jsonschema.Draft202012Validator({**schema, "$ref": ref})
 
 
 @cache
 def rayjob_validator() -> jsonschema.Draft7Validator:
-    schema = _closed(yaml.safe_load(RAYJOB_SCHEMA.read_text()))
+    schema = closed(yaml.safe_load(RAYJOB_SCHEMA.read_text()))
     schema["properties"]["metadata"] = {"type": "object"}  # ObjectMeta is the API server's, not in the CRD
     return jsonschema.Draft7Validator(schema)
 
