@@ -16,7 +16,7 @@ export PYTHONHASHSEED := 0
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: $(VENV)/.installed $(TOOLS)/.installed chromium bubblewrap  ## build .venv (rlops) and .tools (scanners), reusing them when up to date
+setup: $(VENV)/.installed $(TOOLS)/.installed chromium bubblewrap prometheus  ## build .venv (rlops) and .tools (scanners), reusing them when up to date
 
 # The report test opens HTML in headless Chromium: Debian's package, installed once (as root, else through sudo).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -30,6 +30,12 @@ chromium:
 bubblewrap:
 	command -v bwrap >/dev/null || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap; }
+
+# The canary-analysis test judges a live service through a real Prometheus (Debian's, started by the test itself).
+.PHONY: prometheus
+prometheus:
+	command -v prometheus >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

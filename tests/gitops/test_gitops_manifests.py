@@ -152,6 +152,12 @@ def test_metrics_are_scraped_once_per_pod_with_the_pod_template_hash() -> None:
     assert monitor["spec"]["podTargetLabels"] == ["rollouts-pod-template-hash"]
     (scraped,) = [s for s in by_kind(docs, "Service") if s["metadata"].get("labels", {}).get("rlops.io/scrape")]
     assert scraped["spec"]["selector"] == one(docs, "Rollout")["spec"]["selector"]["matchLabels"]
+    container = _container(one(docs, "Rollout"))
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["RLOPS_SERVE_METRICS_PORT"] == str(ports["metrics"])
+    assert env["RLOPS_SERVE_PORT"] == str(ports["http"])
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
 
 
 def test_the_network_policy_admits_only_the_ingress_controller_and_prometheus() -> None:
@@ -161,7 +167,14 @@ def test_the_network_policy_admits_only_the_ingress_controller_and_prometheus() 
         for rule in policy["spec"]["ingress"]
         for peer in rule["from"]
     }
+    admitted = {
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]: [p["port"] for p in rule["ports"]]
+        for rule in policy["spec"]["ingress"]
+        for peer in rule["from"]
+    }
     assert sources == {charts.INGRESS_NGINX.namespace, charts.KUBE_PROMETHEUS_STACK.namespace}
+    # The API for the ingress controller, /metrics (its own port) for Prometheus, nothing else.
+    assert admitted == {charts.INGRESS_NGINX.namespace: [8080], charts.KUBE_PROMETHEUS_STACK.namespace: [9090]}
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
 
 
