@@ -11,6 +11,7 @@ from rlops.cli import (
     backtest_cmd,
     data_cmd,
     demo_cmd,
+    deploy_cmd,
     memory_cmd,
     patchbot_cmd,
     pipeline_cmd,
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 app.add_typer(backtest_cmd.app, name="backtest")
 app.add_typer(data_cmd.app, name="data")
+app.add_typer(deploy_cmd.app, name="deploy")
 app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(patchbot_cmd.app, name="patchbot")
 app.add_typer(pipeline_cmd.app, name="pipeline")
