@@ -1,0 +1,1 @@
+"""Checkov checks of our own (see rollout.py)."""
