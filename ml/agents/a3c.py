@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from ml.agents.checkpoint import Checkpoint, save_checkpoint
 from ml.agents.config import A3CConfig
 from ml.agents.device import configure_torch, resolve_device
-from ml.agents.env_sources import EnvSource
+from ml.agents.env_sources import EnvSource, contract_of
 from ml.agents.evaluation import EvalResult, evaluate
 from ml.agents.gae import compute_gae, next_state_values
 from ml.agents.networks import ActorCritic
@@ -306,6 +306,7 @@ def _make_checkpoint(
         dataset_fingerprint=source.fingerprint,
         global_step=step,
         trainer_state={"recent_returns": list(monitor.recent_returns), "episodes": monitor.episodes},
+        observation_contract=contract_of(source),
     )
 
 

@@ -45,6 +45,9 @@ class Checkpoint:
     """Algorithm-specific resume data (recent episode returns, counters)."""
     env_state: bytes | None = None
     created_at: str = ""
+    observation_contract: dict[str, Any] | None = None
+    """How to build observations from raw bars (``ml.envs.contract``); None for gym tasks and for checkpoints
+    written before rlops recorded it."""
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: Path) -> Path:
@@ -67,6 +70,7 @@ def save_checkpoint(checkpoint: Checkpoint, path: Path) -> Path:
         "trainer_state": checkpoint.trainer_state,
         "env_state": checkpoint.env_state,
         "created_at": checkpoint.created_at or datetime.now(UTC).isoformat(timespec="seconds"),
+        "observation_contract": checkpoint.observation_contract,
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -109,6 +113,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             trainer_state=dict(payload["trainer_state"]),
             env_state=payload["env_state"],
             created_at=str(payload["created_at"]),
+            # Optional: checkpoints written before the contract existed still load (and say they lack it).
+            observation_contract=payload.get("observation_contract"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise RlopsError(f"checkpoint {path} is incomplete: missing or bad field {exc}") from exc

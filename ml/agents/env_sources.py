@@ -93,6 +93,8 @@ class MarketSource:
     env_config: EnvConfig
     label: str
     description: dict[str, Any]
+    contract: dict[str, Any] | None = None
+    """The observation contract (``ml.envs.contract``) that checkpoints of this source carry."""
 
     @property
     def name(self) -> str:
@@ -124,6 +126,7 @@ def trading_source(
     from ml.data.features import FeatureConfig
     from ml.envs import EnvConfig
     from ml.envs import EnvSpec as TradingEnvSpec
+    from ml.envs.contract import observation_contract
 
     feature_values = dict(features or {})
     if "ma_windows" in feature_values:
@@ -138,7 +141,15 @@ def trading_source(
         "env": spec.env.to_dict(),
         "features": spec.features.to_dict(),
     }
-    return MarketSource(spec.market(), spec.env, f"trading:{dataset}:{period}", description)
+    data = spec.data()
+    contract = observation_contract(data, spec.env, data.split.part(period), dataset).to_dict()
+    return MarketSource(spec.market(), spec.env, f"trading:{dataset}:{period}", description, contract)
+
+
+def contract_of(source: EnvSource) -> dict[str, Any] | None:
+    """The observation contract a checkpoint of ``source`` records (sources without market data have none)."""
+    contract: dict[str, Any] | None = getattr(source, "contract", None)
+    return contract
 
 
 def source_from_description(description: dict[str, Any]) -> EnvSource:

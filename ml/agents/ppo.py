@@ -21,7 +21,7 @@ from torch import Tensor
 from ml.agents.checkpoint import Checkpoint, save_checkpoint
 from ml.agents.config import PPOConfig
 from ml.agents.device import configure_torch, resolve_device
-from ml.agents.env_sources import EnvSource
+from ml.agents.env_sources import EnvSource, contract_of
 from ml.agents.evaluation import evaluate
 from ml.agents.networks import ActorCritic, Evaluation
 from ml.agents.normalization import RunningMeanStd
@@ -245,6 +245,7 @@ class PPOTrainer:
             rng_state=self.generator.get_state(),
             trainer_state={"recent_returns": list(self.recent_returns), "episodes": self.episodes},
             env_state=env_state,
+            observation_contract=contract_of(source),
         )
 
     def _restore(self, ckpt: Checkpoint) -> None:

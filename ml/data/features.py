@@ -13,7 +13,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from ml.data.bars import Panel
 from rlops.errors import RlopsError
@@ -68,30 +67,71 @@ class FeatureSet(NamedTuple):
     warmup: int
 
 
-def _rolling(frame: pd.DataFrame, window: int) -> Any:
-    return frame.rolling(window=window, min_periods=window)
+def _window_mean(values: FloatArray, window: int) -> FloatArray:
+    """Trailing mean over ``window`` rows, NaN where the window is incomplete or holds a NaN.
+
+    Summed in a fixed order from the window's own rows only, so the value at t is bit for bit the same
+    whatever history precedes the window. (pandas' rolling sums carry a running total through the whole
+    history, so its last bits depend on where the series starts.) The inference service builds observations
+    from a client's last bars and must match the environment's, built from the full history, exactly.
+    """
+    out = np.full(values.shape, np.nan)
+    count = len(values) - window + 1
+    if count < 1:
+        return out
+    total = values[:count].copy()
+    for k in range(1, window):
+        total += values[k : k + count]
+    out[window - 1 :] = total / window
+    return out
+
+
+def _window_std(values: FloatArray, window: int) -> FloatArray:
+    """Trailing sample standard deviation (ddof=1), two-pass over each window like :func:`_window_mean`."""
+    out = np.full(values.shape, np.nan)
+    count = len(values) - window + 1
+    if count < 1:
+        return out
+    mean = _window_mean(values, window)[window - 1 :]
+    squares = np.zeros_like(mean)
+    for k in range(window):
+        deviation = values[k : k + count] - mean
+        squares += deviation * deviation
+    out[window - 1 :] = np.sqrt(squares / (window - 1))
+    return out
+
+
+def _lagged_difference(values: FloatArray) -> FloatArray:
+    out = np.full(values.shape, np.nan)
+    out[1:] = values[1:] - values[:-1]
+    return out
 
 
 def compute_features(panel: Panel, config: FeatureConfig | None = None) -> FeatureSet:
+    """Features of every bar; the row of bar t depends on bars t - warmup .. t alone (see :func:`_window_mean`)."""
     config = config or FeatureConfig()
-    close = pd.DataFrame(panel.close)
-    simple = close / close.shift(1) - 1.0
-    log_ret = pd.DataFrame(np.log(panel.close)).diff()
-    volatility = _rolling(log_ret, config.volatility_window).std(ddof=1)
-    ma_ratios = [close / _rolling(close, w).mean() - 1.0 for w in config.ma_windows]
-    change = close.diff()
-    gains = _rolling(change.clip(lower=0.0), config.rsi_window).mean()
-    losses = _rolling((-change).clip(lower=0.0), config.rsi_window).mean()
+    close = panel.close
+    previous = np.full(close.shape, np.nan)
+    previous[1:] = close[:-1]
+    simple = close / previous - 1.0
+    log_ret = _lagged_difference(np.log(close))
+    volatility = _window_std(log_ret, config.volatility_window)
+    ma_ratios = [close / _window_mean(close, w) - 1.0 for w in config.ma_windows]
+    change = _lagged_difference(close)
+    gains = _window_mean(np.maximum(change, 0.0), config.rsi_window)  # NaN stays NaN
+    losses = _window_mean(np.maximum(-change, 0.0), config.rsi_window)
     total = gains + losses
-    # A window with no movement at all is neutral, not undefined.
-    rsi = (gains / total.where(total > 0)).where(total > 0, 0.5).where(total.notna())
-    log_volume = pd.DataFrame(np.log1p(panel.volume))
-    vol_roll = _rolling(log_volume, config.volume_window)
-    vol_std = vol_roll.std(ddof=1)
-    volume_z = ((log_volume - vol_roll.mean()) / vol_std.where(vol_std > 0)).where(vol_std > 0, 0.0)
-    volume_z = volume_z.where(vol_std.notna())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # A window with no movement at all is neutral, not undefined.
+        rsi = np.where(total > 0, gains / total, 0.5)
+        log_volume = np.log1p(panel.volume)
+        vol_mean = _window_mean(log_volume, config.volume_window)
+        vol_std = _window_std(log_volume, config.volume_window)
+        volume_z = np.where(vol_std > 0, (log_volume - vol_mean) / vol_std, 0.0)
+    rsi[np.isnan(total)] = np.nan
+    volume_z[np.isnan(vol_std)] = np.nan
     families = [simple, log_ret, volatility, *ma_ratios, rsi, volume_z]
-    values = np.stack([f.to_numpy(dtype=np.float64) for f in families], axis=-1)
+    values = np.stack([np.asarray(f, dtype=np.float64) for f in families], axis=-1)
     values[: config.warmup] = np.nan
     if np.isinf(values).any():
         raise RlopsError("feature computation produced an infinite value; check the data for extreme prices")

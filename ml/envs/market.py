@@ -93,8 +93,7 @@ def build_market(data: PreparedData, span: Span, window: int) -> MarketData:
             f"is too short for a {window}-bar window after a {warmup}-bar feature warm-up: it needs at least two "
             "bars from the first decision"
         )
-    normalised = data.normalizer.transform(data.features)
-    flat = np.ascontiguousarray(normalised.reshape(num_bars, -1))
+    flat = flat_features(data.normalizer, data.features)
     return MarketData(
         timestamps=panel.timestamps,
         symbols=panel.symbols,
@@ -108,6 +107,11 @@ def build_market(data: PreparedData, span: Span, window: int) -> MarketData:
         periods_per_year=data.bars.periods_per_year,
         fingerprint=data.fingerprint,
     )
+
+
+def flat_features(normalizer: Normalizer, raw: FloatArray) -> FloatArray:
+    """Raw (T, A, F) features normalised and laid out as the kernel reads them: (T, A * F), asset-major."""
+    return np.ascontiguousarray(normalizer.transform(raw).reshape(len(raw), -1))
 
 
 def observation_size(market: MarketData, config: EnvConfig) -> int:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from fastapi import Depends, FastAPI, Request
@@ -22,20 +22,26 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from numpy.typing import NDArray
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
 import rlops
+from ml.envs.observation import observe_bars
+from ml.serve.bars import decision_input
 from ml.serve.batching import MicroBatcher
+from ml.serve.errors import ServiceError, invalid
 from ml.serve.metrics import ServeMetrics
 from ml.serve.middleware import BodyLimitMiddleware, MetricsMiddleware
 from ml.serve.model import Inference, ModelInfo, ServedModel, load_model
+from ml.serve.payloads import act_payload, bars_payload, contract_response, non_finite_outputs
 from ml.serve.schemas import (
     ActionSpace,
     ActRequest,
     ActResponse,
+    BarsActRequest,
+    BarsActResponse,
     ErrorResponse,
     FieldError,
     ModelResponse,
@@ -46,22 +52,11 @@ from ml.serve.settings import ServeSettings
 from rlops.errors import RlopsError
 
 logger = logging.getLogger("rlops.serve")
+ACT_EXAMPLE = '{"observations": [[...], ...]}'
+BARS_EXAMPLE = '{"bars": {"<symbol>": [{"timestamp": ..., "open": ...}, ...]}, "account": {"cash": ...}}'
+Body = TypeVar("Body", bound=BaseModel)
 
 Loader = Callable[[ServeSettings], ServedModel]
-
-
-class ServiceError(Exception):
-    """An error answered as JSON with its status, code, message and (optionally) the field at fault."""
-
-    def __init__(
-        self, status: int, error: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error = error
-        self.message = message
-        self.field = field
-        self.headers = headers
 
 
 @dataclass
@@ -112,7 +107,7 @@ def _describe(error: dict[str, Any]) -> str:
     return message
 
 
-def _validation_response(errors: Sequence[Any]) -> JSONResponse:
+def _validation_response(errors: Sequence[Any], example: str = ACT_EXAMPLE) -> JSONResponse:
     """422 naming every field at fault, or 400 when the body is not JSON at all."""
     for error in errors:
         if error.get("type") == "json_invalid":
@@ -125,51 +120,17 @@ def _validation_response(errors: Sequence[Any]) -> JSONResponse:
     for error in errors:
         path = _field_path(error.get("loc", ()))
         if path == "body" and error.get("type") in {"model_type", "model_attributes_type", "dict_type", "missing"}:
-            text = 'the body must be a JSON object like {"observations": [[...], ...]}'
+            text = f"the body must be a JSON object like {example}"
         else:
             text = _describe(error)
         fields.append(FieldError(field=path, message=text))
-    shown = "; ".join(f"{item.field}: {item.message}" for item in fields[:5])
-    more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
-    return _json_error(422, "invalid_request", f"{shown}{more}", fields)
+    exc = invalid(fields)
+    return _json_error(422, exc.error, exc.message, exc.fields)
 
 
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
-
-
-def non_finite_outputs(result: Inference) -> list[str]:
-    """Names of the outputs holding a NaN or an infinity (JSON cannot carry them, and a client must never act
-    on them)."""
-    outputs: dict[str, NDArray[Any] | None] = {
-        "actions": result.actions,
-        "values": result.values,
-        "probabilities": result.probabilities,
-        "mean": result.mean,
-        "std": result.std,
-    }
-    for index, part in enumerate(result.sub_probabilities or ()):
-        outputs[f"probabilities[{index}]"] = part
-    return [
-        name
-        for name, array in outputs.items()
-        if array is not None and array.dtype.kind == "f" and not np.isfinite(array).all()
-    ]
-
-
-def _act_payload(result: Inference, version: str) -> bytes:
-    payload: dict[str, Any] = {"actions": result.actions.tolist(), "values": result.values.tolist()}
-    if result.probabilities is not None:
-        payload["probabilities"] = result.probabilities.tolist()
-    if result.sub_probabilities is not None:
-        parts = [part.tolist() for part in result.sub_probabilities]
-        payload["probabilities"] = [[part[i] for part in parts] for i in range(len(result.values))]
-    if result.mean is not None and result.std is not None:
-        payload["mean"] = result.mean.tolist()
-        payload["std"] = result.std.tolist()
-    payload["model_version"] = version
-    return to_json(payload)
 
 
 def _check_observations(observations: list[list[float]], obs_dim: int, limit: int) -> NDArray[np.float32]:
@@ -307,8 +268,7 @@ def create_app(
 
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        fields = [FieldError(field=exc.field, message=exc.message)] if exc.field else []
-        return _json_error(exc.status, exc.error, exc.message, fields, headers=exc.headers)
+        return _json_error(exc.status, exc.error, exc.message, exc.fields, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -346,6 +306,16 @@ def create_app(
             raise ServiceError(500, "non_finite_output", message)
         return result
 
+    async def _parse(request: Request, schema: type[Body], example: str = ACT_EXAMPLE) -> Body | Response:
+        content_type = request.headers.get("content-type")
+        if content_type is not None and not _is_json(content_type):
+            message = f"the body must be JSON sent with 'Content-Type: application/json', not {content_type!r}"
+            raise ServiceError(415, "unsupported_media_type", message, "Content-Type")
+        try:
+            return schema.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return _validation_response(exc.errors(include_url=False), example)
+
     # Flat routes (no included router) so that the metrics middleware can name every route by its template.
     v1: dict[str, Any] = {"tags": ["model"], "responses": error_responses, "dependencies": []}
     if settings.auth_token is not None:
@@ -354,9 +324,16 @@ def create_app(
     # The body is parsed by pydantic's own JSON parser rather than FastAPI's json.loads + validation: about
     # 4x faster for a batch of 64 observations, which is most of a request's cost. The schema is declared
     # by hand so that OpenAPI (and the fuzzer) still see it.
-    act_body = {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": ActRequest.model_json_schema()}}}
-    }
+    components: dict[str, Any] = {}
+
+    def json_body(schema: type[BaseModel]) -> dict[str, Any]:
+        """The OpenAPI request body of ``schema``; its nested models go to the document's components, where
+        the references point (a ``$defs`` inside the body would leave them dangling)."""
+        body = schema.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(body.pop("$defs", {}))
+        return {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
+
+    act_body = json_body(ActRequest)
     act_responses = {**error_responses, 415: {"model": ErrorResponse, "description": "body not sent as JSON"}}
 
     @app.post(
@@ -368,17 +345,44 @@ def create_app(
     )
     async def act(request: Request) -> Response:
         model, batcher = state.require_ready()
-        content_type = request.headers.get("content-type")
-        if content_type is not None and not _is_json(content_type):
-            message = f"the body must be JSON sent with 'Content-Type: application/json', not {content_type!r}"
-            raise ServiceError(415, "unsupported_media_type", message, "Content-Type")
-        try:
-            body = ActRequest.model_validate_json(await request.body())
-        except ValidationError as exc:
-            return _validation_response(exc.errors(include_url=False))
+        body = await _parse(request, ActRequest)
+        if isinstance(body, Response):
+            return body
         obs = _check_observations(body.observations, model.info.obs_dim, settings.max_request_observations)
         result = await infer(model, batcher, obs)
-        return Response(_act_payload(result, model.info.version), media_type="application/json")
+        return Response(act_payload(result, model.info.version), media_type="application/json")
+
+    bars_body = json_body(BarsActRequest)
+    bars_responses = {
+        **act_responses,
+        409: {"model": ErrorResponse, "description": "the checkpoint carries no observation contract"},
+    }
+
+    @app.post(
+        "/v1/act/bars",
+        response_model=BarsActResponse,
+        summary="The action for the last of each asset's recent raw OHLCV bars, given the account",
+        openapi_extra=bars_body,
+        **{**v1, "responses": bars_responses},
+    )
+    async def act_on_bars(request: Request) -> Response:
+        model, batcher = state.require_ready()
+        contract = model.info.contract
+        if contract is None:
+            message = f"model {model.info.version} lacks an " + "; ".join(model.info.lacks)
+            raise ServiceError(409, "no_observation_contract", message)
+        body = await _parse(request, BarsActRequest, BARS_EXAMPLE)
+        if isinstance(body, Response):
+            return body
+        decision = decision_input(body, contract)
+        try:
+            # Features, normaliser and kernel: CPU work kept off the event loop.
+            obs = await asyncio.to_thread(observe_bars, decision.panel, contract, decision.account)
+        except RlopsError as exc:  # e.g. prices so extreme that a feature overflows
+            raise ServiceError(422, "invalid_request", f"bars: {exc}", "bars") from exc
+        result = await infer(model, batcher, obs[None, :])
+        payload = bars_payload(result, decision, contract, model.info.version, body.return_observation, obs)
+        return Response(to_json(payload), media_type="application/json")
 
     @app.get("/v1/model", response_model=ModelResponse, summary="The served model and its spaces", **v1)
     async def model_info() -> ModelResponse:
@@ -404,6 +408,8 @@ def create_app(
                 low=list(info.action_low) if kind == "continuous" else None,
                 high=list(info.action_high) if kind == "continuous" else None,
             ),
+            contract=None if info.contract is None else contract_response(info.contract),
+            lacks=list(info.lacks),
         )
 
     @app.get("/healthz", response_model=StatusResponse, tags=["probes"], summary="Liveness")
@@ -433,6 +439,15 @@ def create_app(
         async def prometheus() -> Response:
             body, content_type = metrics.render()
             return Response(body, media_type=content_type)
+
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = generate_openapi()
+        document.setdefault("components", {}).setdefault("schemas", {}).update(components)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     # Added last = outermost: metrics see the 413s the body limit answers.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

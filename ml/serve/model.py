@@ -16,6 +16,7 @@ from ml.agents.checkpoint import Checkpoint, load_checkpoint
 from ml.agents.distributions import Categorical, DiagGaussian
 from ml.agents.policy import Policy, policy_from_checkpoint
 from ml.data import storage
+from ml.envs.contract import ObservationContract
 from ml.serve.settings import ServeSettings
 from rlops.errors import RlopsError
 
@@ -41,6 +42,10 @@ class ModelInfo:
     action_nvec: tuple[int, ...]
     action_low: tuple[float, ...]
     action_high: tuple[float, ...]
+    contract: ObservationContract | None = None
+    """How to build observations from raw bars; None when the checkpoint has none (see ``lacks``)."""
+    lacks: tuple[str, ...] = ()
+    """What an older or non-trading checkpoint does not carry, in words (shown by /v1/model)."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,7 @@ def load_model(settings: ServeSettings) -> PolicyModel:
         # policy_from_checkpoint lets a config/weights mismatch escape as a raw torch or KeyError.
         raise RlopsError(f"checkpoint {location} cannot be rebuilt into a policy: {type(exc).__name__}: {exc}") from exc
     spec = policy.spec
+    contract, lacks = _contract(checkpoint, location, spec.obs_dim)
     info = ModelInfo(
         name=settings.model_name or f"{checkpoint.algo}-{spec.name}",
         version=settings.model_version or digest[:12],
@@ -164,5 +170,37 @@ def load_model(settings: ServeSettings) -> PolicyModel:
         action_nvec=tuple(int(n) for n in getattr(spec, "action_nvec", ())),
         action_low=tuple(spec.action_low),
         action_high=tuple(spec.action_high),
+        contract=contract,
+        lacks=lacks,
     )
     return PolicyModel(policy, info)
+
+
+def _contract(
+    checkpoint: Checkpoint, location: str, obs_dim: int
+) -> tuple[ObservationContract | None, tuple[str, ...]]:
+    """The checkpoint's observation contract, or what is missing and why (old and gym checkpoints still serve)."""
+    if checkpoint.observation_contract is None:
+        source = checkpoint.env_source
+        if source.get("kind") == "trading":
+            reason = (
+                "observation contract (feature layout, training normaliser, symbols): this checkpoint predates "
+                "it, so /v1/act/bars cannot build observations; retrain to get one, or send built observations "
+                "to /v1/act"
+            )
+        else:
+            reason = (
+                f"observation contract: trained on {source.get('env_id', source.get('kind', 'an unknown env'))}, "
+                "not on market data, so /v1/act/bars does not apply"
+            )
+        return None, (reason,)
+    try:
+        contract = ObservationContract.from_dict(dict(checkpoint.observation_contract))
+    except (RlopsError, TypeError, ValueError) as exc:
+        raise RlopsError(f"checkpoint {location}: unreadable observation contract: {exc}") from exc
+    if contract.obs_dim != obs_dim:
+        raise RlopsError(
+            f"checkpoint {location}: its observation contract builds {contract.obs_dim} values, the network takes "
+            f"{obs_dim}"
+        )
+    return contract, ()

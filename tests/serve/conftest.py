@@ -10,7 +10,7 @@ import pytest
 
 from ml.agents.checkpoint import save_checkpoint
 from ml.agents.config import PPOConfig
-from ml.agents.env_sources import gym_source
+from ml.agents.env_sources import EnvSource, gym_source, trading_source
 from ml.agents.ppo import PPOTrainer
 from ml.agents.vec_env import VecEnvAdapter
 
@@ -28,13 +28,17 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Checkpoints:
     folder = tmp_path_factory.mktemp("serve-checkpoints")
     paths = {}
     for name, env in (("discrete", "cartpole"), ("continuous", "pendulum")):
-        source = gym_source(env)
-        config = PPOConfig(num_envs=2, rollout_steps=32, batch_size=32, total_timesteps=128, num_epochs=1)
-        trainer = PPOTrainer(config, VecEnvAdapter(source.make_vec_env(2), source.name))
-        while not trainer.done:
-            trainer.iterate()
-        paths[name] = save_checkpoint(trainer.checkpoint(source), folder / f"{name}.pt")
+        paths[name] = tiny_ppo(gym_source(env), folder / f"{name}.pt")
     return Checkpoints(**paths)
+
+
+def tiny_ppo(source: EnvSource, path: Path) -> Path:
+    """128 steps of PPO: a real checkpoint in about a second (its skill is beside the point)."""
+    config = PPOConfig(num_envs=2, rollout_steps=32, batch_size=32, total_timesteps=128, num_epochs=1)
+    trainer = PPOTrainer(config, VecEnvAdapter(source.make_vec_env(2), source.name))
+    while not trainer.done:
+        trainer.iterate()
+    return save_checkpoint(trainer.checkpoint(source, include_env=False), path)
 
 
 @pytest.fixture(scope="module")
@@ -46,4 +50,26 @@ def discrete_server(checkpoints: Checkpoints) -> Iterator[RunningServer]:
 @pytest.fixture(scope="module")
 def continuous_server(checkpoints: Checkpoints) -> Iterator[RunningServer]:
     with serving(checkpoints.continuous) as server:
+        yield server
+
+
+@dataclass(frozen=True)
+class Trading:
+    multi: Path  # us_indices: SPX and IXIC, discrete levels per asset (multi-discrete)
+    continuous: Path  # sp500, continuous target weights
+
+
+@pytest.fixture(scope="session")
+def trading(tmp_path_factory: pytest.TempPathFactory) -> Trading:
+    folder = tmp_path_factory.mktemp("trading-checkpoints")
+    return Trading(
+        # Trading checkpoints carry the observation contract that /v1/act/bars applies.
+        multi=tiny_ppo(trading_source("us_indices", "train"), folder / "multi.pt"),
+        continuous=tiny_ppo(trading_source("sp500", "train", {"action_mode": "continuous"}), folder / "cont.pt"),
+    )
+
+
+@pytest.fixture(scope="module")
+def multi_server(trading: Trading) -> Iterator[RunningServer]:
+    with serving(trading.multi) as server:
         yield server
