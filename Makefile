@@ -16,7 +16,7 @@ export PYTHONHASHSEED := 0
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: $(VENV)/.installed $(TOOLS)/.installed chromium bubblewrap prometheus  ## build .venv (rlops) and .tools (scanners), reusing them when up to date
+setup: $(VENV)/.installed $(TOOLS)/.installed chromium bubblewrap prometheus shellcheck  ## build .venv (rlops) and .tools (scanners), reusing them when up to date
 
 # The report test opens HTML in headless Chromium: Debian's package, installed once (as root, else through sudo).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -36,6 +36,12 @@ bubblewrap:
 prometheus:
 	command -v prometheus >/dev/null || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+
+# actionlint checks the shell of every workflow's run: blocks with Debian's shellcheck.
+.PHONY: shellcheck
+shellcheck:
+	command -v shellcheck >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck; }
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -24,12 +24,15 @@ def promote_command(
         str | None, typer.Option("--override", help="promote past the gate; the reason goes to the memory bank")
     ] = None,
     bank: Annotated[Path | None, typer.Option("--bank", help="memory bank for an override record")] = None,
+    ran_in: Annotated[
+        str | None, typer.Option("--from", help="refuse an image tag this environment never ran (e.g. staging)")
+    ] = None,
     repo: RepoOption = Path(),
 ) -> None:
     """Point ENV at an image (and model) with one commit; Argo CD syncs it and Argo Rollouts runs the canary."""
     from rlops.deploy.actions import promote
 
-    typer.echo(promote(repo, env, image, model, override, bank).message)
+    typer.echo(promote(repo, env, image, model, override, bank, ran_in).message)
 
 
 @app.command("rollback")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from rlops import memory
 from rlops.deploy.evidence import BacktestEvidence, find_evidence
 from rlops.deploy.git_history import (
@@ -87,6 +89,17 @@ def _record_override(bank: Path | None, env: str, model: str, reason: str, short
     )
 
 
+def _ran_in(repo: Path, env: str, tag: str) -> None:
+    """Refuse a tag that `env` never ran: no commit of its release file ever named that image tag."""
+    path = overlay_dir(repo, env) / RELEASE_FILE
+    for commit in history(repo, path):
+        data = yaml.safe_load(content_at(repo, commit.sha, path))
+        image = str(((data or {}).get("data") or {}).get("image", ""))
+        if image.rsplit(":", 1)[-1] == tag:
+            return
+    raise RlopsError(f"{env} never ran image tag {tag}: promote it to {env} first (its canary is the proof)")
+
+
 def promote(
     start: Path,
     env: str,
@@ -94,11 +107,14 @@ def promote(
     model: str | None = None,
     override: str | None = None,
     bank: Path | None = None,
+    ran_in: str | None = None,
 ) -> Outcome:
     repo = repository_root(start)
     folder = overlay_dir(repo, env)
     _unchanged_in_worktree(repo, folder / RELEASE_FILE)
     current = read_release(folder)
+    if ran_in is not None:
+        _ran_in(repo, ran_in, check_tag(tag))
     release = Release(f"{current.repository}:{check_tag(tag)}", check_model(model) if model else current.model)
     if release == current:
         return Outcome(env, current, None, f"{env} already runs {release.image} with {release.model}")

@@ -164,3 +164,12 @@ def test_the_cli_reports_one_line_and_a_non_zero_exit(repo: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     shown = subprocess.run([*rlops, "status", "staging"], cwd=repo, capture_output=True, text=True)
     assert f"inference:{SHA_1}" in shown.stdout and "by Release Manager" in shown.stdout
+
+
+def test_prod_takes_only_an_image_tag_that_staging_ran(repo: Path) -> None:
+    with pytest.raises(RlopsError, match=f"staging never ran image tag {SHA_1}"):
+        promote(repo, "prod", SHA_1, ran_in="staging")
+    promote(repo, "staging", SHA_1)
+    promote(repo, "staging", SHA_2)
+    outcome = promote(repo, "prod", SHA_1, ran_in="staging")  # an earlier staging release counts too
+    assert outcome.release.tag == SHA_1
