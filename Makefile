@@ -95,5 +95,5 @@ bench-tune: setup  ## Ray Tune overhead against in-process trials, and ASHA agai
 	PYTHONPATH=. $(PY) benchmarks/tune_overhead.py
 
 .PHONY: bench-serve
-bench-serve: setup  ## inference service on loopback: p50/p99 at 500 req/s and saturation, batches of 1 and 64
+bench-serve: setup  ## inference service on loopback against Ray Serve: p99 at 500 req/s and saturation, batches of 1 and 64
 	PYTHONPATH=. $(PY) benchmarks/serve_load.py

@@ -14,6 +14,11 @@ measure the client. httpx still checks readiness.
 
 Targets on 2 cores: p99 <= 10 ms at 500 requests/s with single observations; >= 50,000 observations/s
 with batches of 64.
+
+The peer, measured in the same run with the same client, observations and checkpoint: the policy served by
+Ray Serve on loopback (benchmarks/ray_serve_peer.py, `@serve.batch`, one replica). The goal against it: at
+least 2x its saturated throughput and a lower p99 at 500 requests/s, with batches of 1 and 64. `--peer none`
+measures rlops alone.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -50,6 +56,8 @@ class Result:
     errors: int
     seconds: float
     latencies: np.ndarray
+    unanswered: int = 0
+    """Fixed rate only: requests still unanswered at the deadline (their latency so far is a lower bound)."""
     server_p99: float = float("nan")
     """Upper bound of the server's own histogram bucket holding its 99th percentile (time inside the server)."""
 
@@ -65,10 +73,12 @@ class Result:
         return float(np.percentile(self.latencies, q)) if len(self.latencies) else float("nan")
 
     def line(self) -> str:
+        server = "" if np.isnan(self.server_p99) else f"   server p99 <= {self.server_p99 * 1e3:g} ms"
         return (
             f"  {self.name:<28} {self.rps:>8,.0f} req/s {self.obs_rate:>10,.0f} obs/s"
             f"   p50 {self.percentile(50) * 1e3:6.2f} ms   p99 {self.percentile(99) * 1e3:6.2f} ms"
-            f"   server p99 <= {self.server_p99 * 1e3:g} ms   errors {self.errors}"
+            f"{server}   errors {self.errors}"
+            + (f" (of which {self.unanswered} unanswered at the deadline)" if self.unanswered else "")
         )
 
 
@@ -93,6 +103,19 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def start_ray_serve(checkpoint: Path, port: int) -> subprocess.Popen[bytes]:
+    """The peer in its own process (Ray's controller, proxy and replica are processes of their own too)."""
+    peer = Path(__file__).with_name("ray_serve_peer.py")
+    env = {**os.environ, "PYTHONPATH": str(peer.parent.parent), "RAY_DEDUP_LOGS": "0"}
+    process = subprocess.Popen([sys.executable, str(peer), str(checkpoint), str(port)], env=env, stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    line = process.stdout.readline()  # "ready" once the route answers, or EOF when it failed
+    if line.strip() != b"ready":
+        process.kill()
+        raise SystemExit(f"Ray Serve did not start (exit {process.wait()})")
+    return process
 
 
 def start_server(checkpoint: Path, port: int) -> subprocess.Popen[bytes]:
@@ -143,15 +166,21 @@ class Connection:
 
 
 class Pool:
-    """Connections handed to one request at a time; opened on demand, so a backlog gets more of them."""
+    """Connections handed to one request at a time; opened on demand, so a backlog gets more of them, up to
+    ``limit`` (as an HTTP client's pool: beyond it requests wait in the client, and the wait counts)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, limit: int = 256) -> None:
         self.port = port
         self.idle: list[Connection] = []
         self.all: list[Connection] = []
         self.failures: Counter[str] = Counter()
+        self.slots = asyncio.Semaphore(limit)
 
     async def post(self, request: bytes, batch: int) -> bool:
+        async with self.slots:
+            return await self._post(request, batch)
+
+    async def _post(self, request: bytes, batch: int) -> bool:
         reused = self.idle.pop() if self.idle else None
         if reused is not None:
             try:
@@ -224,9 +253,17 @@ async def fixed_rate(pool: Pool, name: str, batch: int, rate: float, seconds: fl
         if delay > 0:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(i, scheduled)))
-    await asyncio.gather(*tasks)
+    # A server that cannot keep up would make this wait for its whole backlog: stop at 3x the scenario time
+    # and count what is left as unanswered, its latency so far a lower bound.
+    _, late = await asyncio.wait(tasks, timeout=max(0.0, start + 3 * seconds - time.perf_counter()))
+    now = time.perf_counter()
+    for i, task in enumerate(tasks):
+        if task in late:
+            task.cancel()
+            latencies[i] = now - (start + i / rate)
+    await asyncio.gather(*late, return_exceptions=True)
     elapsed = time.perf_counter() - start
-    return Result(name, total, total * batch, outcomes.count(False), elapsed, latencies)
+    return Result(name, total, total * batch, outcomes.count(False), elapsed, latencies, unanswered=len(late))
 
 
 async def saturation(pool: Pool, name: str, batch: int, workers: int, seconds: float) -> Result:
@@ -251,8 +288,10 @@ async def saturation(pool: Pool, name: str, batch: int, workers: int, seconds: f
     return Result(name, len(latencies), len(latencies) * batch, errors, elapsed, np.asarray(latencies))
 
 
-async def server_buckets(port: int) -> dict[float, float]:
-    """Cumulative counts of the server's latency histogram for successful /v1/act requests."""
+async def server_buckets(port: int | None) -> dict[float, float]:
+    """Cumulative counts of the server's latency histogram for successful /v1/act requests (rlops only)."""
+    if port is None:
+        return {}
     async with httpx.AsyncClient() as client:
         text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
     wanted = 'rlops_serve_request_duration_seconds_bucket{le="'
@@ -270,55 +309,102 @@ def bucket_p99(before: dict[float, float], after: dict[float, float]) -> float:
     return next((bound for bound, count in counts.items() if total and count >= 0.99 * total), float("nan"))
 
 
-async def measure(port: int, seconds: float, workers: int) -> tuple[list[Result], Counter[str]]:
-    pool = Pool(port)
-    try:
-        await saturation(pool, "warm-up", 1, workers, 1.0)
-        pool.failures.clear()
-        scenarios = [
-            (fixed_rate, "500 req/s, batch 1", 1, 500),
-            (fixed_rate, "500 req/s, batch 64", 64, 500),
-            (saturation, f"saturation, batch 1 (c={workers})", 1, workers),
-            (saturation, f"saturation, batch 64 (c={workers})", 64, workers),
-        ]
-        results = []
-        for run, name, batch, load in scenarios:
-            before = await server_buckets(port)
+async def measure(port: int, seconds: float, workers: int, metrics: bool) -> tuple[list[Result], Counter[str]]:
+    metrics_port = port if metrics else None
+    warm = Pool(port)
+    await saturation(warm, "warm-up", 1, workers, 1.0)
+    await warm.close()
+    scenarios = [
+        (fixed_rate, "500 req/s, batch 1", 1, 500),
+        (fixed_rate, "500 req/s, batch 64", 64, 500),
+        (saturation, f"saturation, batch 1 (c={workers})", 1, workers),
+        (saturation, f"saturation, batch 64 (c={workers})", 64, workers),
+    ]
+    results = []
+    failures: Counter[str] = Counter()
+    for run, name, batch, load in scenarios:
+        # A pool per scenario: connections a scenario abandoned at its deadline never leak into the next.
+        pool = Pool(port)
+        try:
+            before = await server_buckets(metrics_port)
             result = await run(pool, name, batch, load, seconds)
-            server_p99 = bucket_p99(before, await server_buckets(port))
-            results.append(dataclasses.replace(result, server_p99=server_p99))
-        return results, pool.failures
+            server_p99 = bucket_p99(before, await server_buckets(metrics_port))
+        finally:
+            await pool.close()
+        if result.unanswered:
+            await asyncio.sleep(seconds)  # let the server drain its backlog before the next scenario
+        results.append(dataclasses.replace(result, server_p99=server_p99))
+        failures += pool.failures
+    return results, failures
+
+
+def run_one(name: str, start: Any, checkpoint: Path, args: argparse.Namespace) -> tuple[list[Result], Counter[str]]:
+    port = free_port()
+    server = start(checkpoint, port)
+    try:
+        return asyncio.run(measure(port, args.seconds, args.workers, metrics=name == "rlops"))
     finally:
-        await pool.close()
+        server.terminate()
+        server.wait(timeout=120)
+
+
+def ratio(ours: float, theirs: float) -> str:
+    return f"{ours / theirs:5.2f}x" if theirs > 0 else "   n/a"
+
+
+def compare(ours: list[Result], peer: list[Result]) -> bool:
+    """Side by side with Ray Serve; True when the goal (>= 2x saturated throughput, lower p99) is met."""
+    print("rlops against Ray Serve (same client, observations and checkpoint):")
+    met = True
+    for index, unit in ((2, "req/s"), (3, "obs/s")):
+        a, b = ours[index], peer[index]
+        rate = (a.rps, b.rps) if unit == "req/s" else (a.obs_rate, b.obs_rate)
+        print(f"  {a.name:<28} rlops {rate[0]:>10,.0f} {unit}   Ray Serve {rate[1]:>10,.0f} {unit}   "
+              f"{ratio(*rate)}  (goal >= 2x)")  # fmt: skip
+        met &= rate[0] >= 2 * rate[1]
+    for index in (0, 1):
+        a, b = ours[index].percentile(99), peer[index].percentile(99)
+        print(f"  p99 at {ours[index].name:<21} rlops {a * 1e3:8.2f} ms      Ray Serve {b * 1e3:8.2f} ms      "
+              f"{ratio(b, a)} lower  (goal: lower)")  # fmt: skip
+        met &= a < b
+    print("goal against Ray Serve: " + ("met" if met else "MISSED"))
+    return met
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per scenario")
     parser.add_argument("--workers", type=int, default=16, help="concurrent clients at saturation")
+    parser.add_argument("--peer", choices=("ray", "none"), default="ray", help="also measure Ray Serve")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rlops-bench-serve-") as folder:
         checkpoint = write_checkpoint(Path(folder))
-        port = free_port()
-        server = start_server(checkpoint, port)
-        try:
-            results, failures = asyncio.run(measure(port, args.seconds, args.workers))
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
+        results, failures = run_one("rlops", start_server, checkpoint, args)
+        peer = run_one("ray", start_ray_serve, checkpoint, args) if args.peer == "ray" else None
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    print(f"rlops serve on loopback, MLP 64x64, {OBS_DIM} features, {os.cpu_count()} CPU(s) shared with the client")
+    print(f"MLP 64x64, {OBS_DIM} features, on loopback, {os.cpu_count()} CPU(s) shared with the client")
     print(f"load average after the run (1, 5, 15 min): {load}; other work on the machine inflates the tails")
+    print("rlops serve:")
     for result in results:
         print(result.line())
+    if peer is not None:
+        print("Ray Serve:")
+        for result in peer[0]:
+            print(result.line())
     single, batched = results[0], results[3]
     p99 = single.percentile(99)
     print(f"p99 at 500 req/s, batch 1:  {p99 * 1e3:6.2f} ms      (target <= {P99_TARGET_S * 1e3:.0f} ms) ", end="")
     print("met" if p99 <= P99_TARGET_S else "MISSED")
     print(f"observations/s, batch 64:   {batched.obs_rate:>9,.0f}  (target >= {OBS_RATE_TARGET:,}) ", end="")
     print("met" if batched.obs_rate >= OBS_RATE_TARGET else "MISSED")
+    if peer is not None:
+        compare(results, peer[0])
+        peer_errors = sum(result.errors for result in peer[0])
+        print(f"Ray Serve errors (reported, not failing the run): {peer_errors}")
+        for reason, count in peer[1].most_common(5):
+            print(f"  {count} x {reason}")
     errors = sum(result.errors for result in results)
-    print(f"errors: {errors} (0 allowed)")
+    print(f"rlops errors: {errors} (0 allowed)")
     for reason, count in failures.most_common():
         print(f"  {count} x {reason}")
     if errors:
