@@ -90,6 +90,9 @@ def ma_crossover(sim: Simulator, seed: int, params: dict[str, Any]) -> PolicyFn:
     return act
 
 
+# The parameters each baseline reads; any other is refused, so a misspelt one cannot silently fall back to a default.
+BASELINE_PARAMS: dict[str, tuple[str, ...]] = {"ma_crossover": ("fast", "slow", "short")}
+
 BASELINES: dict[str, BaselineFactory] = {
     "buy_and_hold": buy_and_hold,
     "flat": flat,
@@ -102,4 +105,14 @@ BASELINES: dict[str, BaselineFactory] = {
 def baseline(name: str, sim: Simulator, seed: int = 0, params: dict[str, Any] | None = None) -> PolicyFn:
     if name not in BASELINES:
         raise RlopsError(f"unknown baseline '{name}'; baselines: {', '.join(BASELINES)}")
+    check_params(name, params or {})
     return BASELINES[name](sim, seed, dict(params or {}))
+
+
+def check_params(name: str, params: dict[str, Any]) -> None:
+    """Refuse parameters baseline `name` does not read, naming them and the ones it does."""
+    takes = BASELINE_PARAMS.get(name, ())
+    unknown = sorted(set(params) - set(takes))
+    if unknown:
+        accepted = f"it takes {', '.join(takes)}" if takes else "it takes none"
+        raise RlopsError(f"baseline {name}: unknown parameter(s) {', '.join(unknown)}; {accepted}")

@@ -21,8 +21,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ml.backtest.baselines import BASELINE_PARAMS
 from ml.backtest.engine import BacktestConfig, backtest
+from ml.backtest.policies import policy_params
 from ml.data import storage
+from ml.envs.config import EnvConfig
 from rlops.errors import RlopsError
 
 Executor = Literal["process", "ray"]
@@ -30,7 +33,12 @@ Executor = Literal["process", "ray"]
 
 @dataclass(frozen=True)
 class Grid:
-    """The grid file's schema. `periods` items may be `wf:N`, which expands into the N walk-forward windows."""
+    """The grid file's schema. `periods` items may be `wf:N`, which expands into the N walk-forward windows.
+
+    Every key is checked, down to each `env` setting and each `params` name, because a misspelt key that
+    were silently ignored would run the defaults under a label that says otherwise. A parameter set applies only
+    to the policies that read it: the others run once, not once per set.
+    """
 
     policies: list[str]
     datasets: list[str] = field(default_factory=lambda: ["sp500"])
@@ -45,12 +53,39 @@ class Grid:
     bootstrap_samples: int = 1000
 
     def __post_init__(self) -> None:
+        problem = self._problem()
+        if problem:
+            raise RlopsError(f"grid: {problem}")
+
+    def _problem(self) -> str | None:
+        """The first thing wrong with the grid, named by its key path (`env[1].comission_bps`), or None."""
+        for name in ("policies", "datasets", "periods"):
+            items = getattr(self, name)
+            if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+                return f"{name} must be a list of strings (got {items!r})"
         if not self.policies:
-            raise RlopsError("grid: 'policies' must list at least one policy")
+            return "'policies' must list at least one policy"
+        for name in ("env", "params"):
+            items = getattr(self, name)
+            if not isinstance(items, list) or not items or not all(isinstance(item, dict) for item in items):
+                return f"{name} must be a mapping or a non-empty list of mappings (got {items!r})"
+        known_env = set(EnvConfig.__dataclass_fields__)
+        for i, overrides in enumerate(self.env):
+            for key in sorted(set(overrides) - known_env):
+                return f"env[{i}].{key}: unknown environment setting; known: {', '.join(sorted(known_env))}"
+        taken = {name for policy in self.policies for name in policy_params(policy)}
+        for i, values in enumerate(self.params):
+            for key in sorted(set(values) - taken):
+                readers = "; ".join(f"{b} takes {', '.join(p)}" for b, p in BASELINE_PARAMS.items())
+                return f"params[{i}].{key}: no policy in this grid takes it ({readers}; other policies take none)"
+        for item in self.periods:
+            if item.startswith("wf:") and "/" not in item and not (item[3:].isdigit() and int(item[3:]) >= 1):
+                return f"periods: '{item}' must read wf:N with N >= 1 (or wf:K/N for one window)"
         if self.executor not in ("process", "ray"):
-            raise RlopsError(f"grid: executor must be process or ray (got '{self.executor}')")
+            return f"executor must be process or ray (got '{self.executor}')"
         if self.workers < 1:
-            raise RlopsError(f"grid: workers must be >= 1 (got {self.workers})")
+            return f"workers must be >= 1 (got {self.workers})"
+        return None
 
     @classmethod
     def from_yaml(cls, path: str) -> Grid:
@@ -65,18 +100,30 @@ class Grid:
             raise RlopsError(
                 f"{path}: unknown grid key(s) {', '.join(unknown)}; known: {', '.join(cls.__dataclass_fields__)}"
             )
+        for name in ("env", "params"):  # one mapping is shorthand for a list of one
+            if isinstance(data.get(name), dict):
+                data[name] = [data[name]]
         try:
             return cls(**data)
         except TypeError as exc:
             raise RlopsError(f"{path}: {exc}") from exc
+        except RlopsError as exc:
+            raise RlopsError(f"{path}: {str(exc).removeprefix('grid: ')}") from exc
 
     def cells(self) -> list[Cell]:
         periods = [p for item in self.periods for p in _expand_period(item)]
+        combos: list[tuple[str, str, str, dict[str, Any], dict[str, Any]]] = []
+        for policy in self.policies:
+            takes = policy_params(policy)
+            # The parameter sets as this policy sees them: a set differing only in what it ignores is the same run.
+            seen: dict[str, dict[str, Any]] = {}
+            for values in self.params:
+                own = {key: value for key, value in values.items() if key in takes}
+                seen.setdefault(json.dumps(own, sort_keys=True, default=str), own)
+            combos.extend(itertools.product([policy], self.datasets, periods, self.env, seen.values()))
         return [
             Cell(i, policy, dataset, period, env, params, self.seed, self.risk_free, self.bootstrap_samples)
-            for i, (policy, dataset, period, env, params) in enumerate(
-                itertools.product(self.policies, self.datasets, periods, self.env, self.params)
-            )
+            for i, (policy, dataset, period, env, params) in enumerate(combos)
         ]
 
 

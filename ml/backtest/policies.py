@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ml.backtest.baselines import BASELINES, PolicyFn, baseline
+from ml.backtest.baselines import BASELINE_PARAMS, BASELINES, PolicyFn, baseline, check_params
 from ml.data import storage
 from ml.envs.simulator import Simulator
 from rlops.errors import RlopsError
@@ -82,7 +82,11 @@ def resolve_policy(policy: Any, params: dict[str, Any] | None = None, seed: int 
         name = str(policy)[len(BASELINE_PREFIX) :]
         if name not in BASELINES:
             raise RlopsError(f"unknown baseline '{name}'; baselines: {', '.join(BASELINES)}")
+        check_params(name, params)
         return ResolvedPolicy(name=name, kind="baseline", build=lambda sim: baseline(name, sim, seed, params))
+    if params:
+        # Only baselines read parameters; a checkpoint's behaviour is fixed by its weights.
+        raise RlopsError(f"policy {policy}: only baselines take parameters (got {', '.join(sorted(params))})")
     if isinstance(policy, str | Path):
         return _from_checkpoint(str(policy))
     act = getattr(policy, "act", None)
@@ -98,6 +102,13 @@ def resolve_policy(policy: Any, params: dict[str, Any] | None = None, seed: int 
         function: PolicyFn = policy
         return ResolvedPolicy(name=getattr(policy, "__name__", "callable"), kind="callable", build=lambda sim: function)
     raise RlopsError(f"cannot backtest {type(policy).__name__}: pass a checkpoint path, 'baseline:NAME' or a callable")
+
+
+def policy_params(policy: str) -> tuple[str, ...]:
+    """The parameters `policy` (a grid's policy string) reads: a baseline's own, none for a checkpoint."""
+    if policy.startswith(BASELINE_PREFIX):
+        return BASELINE_PARAMS.get(policy[len(BASELINE_PREFIX) :], ())
+    return ()
 
 
 def as_batch_actions(actions: Any, num_envs: int) -> npt.NDArray[Any]:

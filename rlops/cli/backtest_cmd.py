@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -71,23 +72,53 @@ def batch(
     _show_batch(run_batch(spec, destination, address), destination, report)
 
 
+def _settings(text: object) -> str:
+    """A cell's env or params (JSON in the leaderboard) as `key=value, ...`; `-` when it has none."""
+    import json
+
+    values = json.loads(str(text)) if text else {}
+    return ", ".join(f"{key}={value}" for key, value in values.items()) or "-"
+
+
+def _statistic(row: dict[Hashable, Any], metric: str) -> str:
+    """The ranking metric as printed: a number, or why there is none (never `nan`)."""
+    import math
+
+    value = row.get(metric)
+    if row["status"] != "ok":
+        return "none: cell failed"
+    if not isinstance(value, int | float) or math.isnan(value):
+        return f"none: {metric} not computed"
+    return f"{value:.4f}"
+
+
 def _show_batch(result: BatchResult, destination: str, report: bool) -> None:
+    from rlops.errors import RlopsError
+
     board = result.leaderboard
-    table = Table("rank", "policy", "dataset", "period", "status", result.metric, "error")
+    table = Table("rank", "policy", "dataset", "period", "env", "params", "status", result.metric, "error")
     for row in board.to_dict("records"):
-        value = row[result.metric]
         table.add_row(
-            str(row["rank"]), str(row["policy"]), str(row["dataset"]), str(row["period"]), str(row["status"]),
-            "" if value != value else f"{value:.4f}", str(row["error"])[:80],
+            str(row["rank"]), str(row["policy"]), str(row["dataset"]), str(row["period"]), _settings(row["env"]),
+            _settings(row["params"]), str(row["status"]), _statistic(row, result.metric), str(row["error"])[:80],
         )  # fmt: skip
     console = Console()
     console.print(table)
     failed = int((board["status"] != "ok").sum())
-    console.print(
-        f"{len(board)} cells, {failed} failed; deflated Sharpe of the best: {result.deflated_sharpe:.3f} "
-        f"over {result.trials} trials"
-    )
+    if result.trials:
+        deflated = f"deflated Sharpe of the best: {result.deflated_sharpe:.3f} over {result.trials} trials"
+    else:
+        deflated = "no deflated Sharpe: no cell finished"
+    console.print(f"{len(board)} cells, {failed} failed; {deflated}")
     console.print(f"leaderboard saved to {destination}")
+    if failed == len(board):
+        # Nothing to rank or report: the batch as a whole failed, which scripts and workflows must see.
+        first = board.iloc[0]
+        raise RlopsError(
+            f"every one of the {len(board)} cells failed (cell {first['cell']}, {first['policy']}: "
+            f"{' '.join(str(first['error']).split())}); "
+            f"leaderboard saved to {destination}"
+        )
     if report:
         from ml.backtest.report import write_report
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -61,13 +64,116 @@ def test_grid_runs_on_a_local_ray_cluster(tmp_path: Path) -> None:
     ("settings", "message"),
     [
         ({"policies": ["baseline:flat"], "colour": "red"}, "unknown grid key\\(s\\) colour"),
+        ({"policies": ["baseline:flat"], "metirc": "sharpe"}, "unknown grid key\\(s\\) metirc"),
         ({"policies": []}, "'policies' must list at least one policy"),
         ({"policies": ["baseline:flat"], "executor": "threads"}, "executor must be process or ray"),
+        (
+            {"policies": ["baseline:ma_crossover"], "params": {"fsat": 5}},
+            r"params\[0\]\.fsat: no policy in this grid takes it \(ma_crossover takes fast, slow, short",
+        ),
+        (
+            {
+                "policies": ["baseline:buy_and_hold", "baseline:ma_crossover"],
+                "params": [{"fast": 5}, {"slow": 9, "x": 1}],
+            },
+            r"params\[1\]\.x: no policy in this grid takes it",
+        ),
+        (
+            {"policies": ["baseline:buy_and_hold"], "params": [{"fast": 5}]},
+            r"params\[0\]\.fast: no policy in this grid",
+        ),
+        (
+            {"policies": ["baseline:flat"], "env": [{"commission_bps": 1}, {"comission_bps": 5}]},
+            r"env\[1\]\.comission_bps: unknown environment setting; known: .*commission_bps",
+        ),
+        (
+            {"policies": ["baseline:flat"], "params": "fast=5"},
+            "params must be a mapping or a non-empty list of mappings",
+        ),
+        ({"policies": "baseline:flat"}, "policies must be a list of strings"),
+        ({"policies": ["baseline:flat"], "periods": ["wf:x"]}, "periods: 'wf:x' must read wf:N with N >= 1"),
     ],
 )
-def test_bad_grid_files_are_clear_errors(tmp_path: Path, settings: dict[str, object], message: str) -> None:
-    with pytest.raises(RlopsError, match=message):
-        Grid.from_yaml(write_grid(tmp_path / "g.yaml", **settings))
+def test_bad_grid_files_name_the_file_and_the_key(tmp_path: Path, settings: dict[str, object], message: str) -> None:
+    path = write_grid(tmp_path / "g.yaml", **settings)
+    with pytest.raises(RlopsError, match=message) as caught:
+        Grid.from_yaml(path)
+    assert str(caught.value).startswith(f"{path}: ")
+
+
+def test_parameters_multiply_only_the_policies_that_read_them(tmp_path: Path) -> None:
+    grid = Grid.from_yaml(
+        write_grid(
+            tmp_path / "grid.yaml",
+            policies=["baseline:buy_and_hold", "baseline:ma_crossover", str(tmp_path / "ckpt.pt")],
+            periods=["validation", "test"],
+            params=[{"fast": 10, "slow": 50}, {"fast": 20, "slow": 100}],
+            env={"commission_bps": 1.0},  # one mapping is a list of one
+        )
+    )
+    cells = grid.cells()
+    runs: dict[tuple[str, str], list[dict[str, object]]] = {(c.policy, c.period): [] for c in cells}
+    for c in cells:
+        runs[(c.policy, c.period)].append(c.params)
+    assert runs[("baseline:buy_and_hold", "test")] == [{}]
+    assert runs[(str(tmp_path / "ckpt.pt"), "validation")] == [{}]
+    assert runs[("baseline:ma_crossover", "test")] == [{"fast": 10, "slow": 50}, {"fast": 20, "slow": 100}]
+    assert len(cells) == 2 * (1 + 2 + 1)
+    assert [c.index for c in cells] == list(range(len(cells)))
+    assert all(c.env == {"commission_bps": 1.0} for c in cells)
+
+
+def test_a_baseline_refuses_parameters_it_does_not_read() -> None:
+    from ml.backtest.engine import BacktestConfig, backtest
+
+    with pytest.raises(RlopsError, match="baseline ma_crossover: unknown parameter\\(s\\) fsat; it takes fast, slow"):
+        backtest("baseline:ma_crossover", "sp500", BacktestConfig(params={"fsat": 5}))
+    with pytest.raises(RlopsError, match="baseline flat: unknown parameter\\(s\\) fast; it takes none"):
+        backtest("baseline:flat", "sp500", BacktestConfig(params={"fast": 5}))
+
+
+def rlops_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rlops.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def test_console_shows_each_cells_settings_and_never_nan(tmp_path: Path) -> None:
+    grid = write_grid(
+        tmp_path / "grid.yaml",
+        policies=["baseline:flat", "baseline:ma_crossover", str(tmp_path / "missing.pt")],
+        periods=["validation"],
+        params=[{"fast": 10, "slow": 50}],
+        env=[{"commission_bps": 2.5}],
+        workers=1,
+        bootstrap_samples=50,
+    )
+    result = rlops_cli("backtest", "batch", "--grid", grid, "--out", str(tmp_path / "out"), "--no-report")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    crossover = next(line for line in lines if "baseline:ma_crossover" in line)
+    assert "fast=10, slow=50" in crossover and "commission_bps=2.5" in crossover
+    flat = next(line for line in lines if "baseline:flat" in line)
+    assert "commission_bps=2.5" in flat and "fast=" not in flat
+    assert "none: cell failed" in next(line for line in lines if "│ failed" in line)
+    assert "nan" not in result.stdout.lower()
+    assert "3 cells, 1 failed; deflated Sharpe of the best:" in result.stdout
+
+
+def test_a_batch_where_every_cell_failed_exits_nonzero_in_one_line(tmp_path: Path) -> None:
+    grid = write_grid(tmp_path / "grid.yaml", policies=[str(tmp_path / "a.pt"), str(tmp_path / "b.pt")], workers=1)
+    result = rlops_cli("backtest", "batch", "--grid", grid, "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith("error: every one of the 2 cells failed (cell 0, ")
+    assert "Traceback" not in result.stderr
+    assert "nan" not in result.stdout.lower()
+    assert "no deflated Sharpe: no cell finished" in result.stdout
+    assert (tmp_path / "out" / "leaderboard.csv").exists()  # the failures are kept for reading
 
 
 def test_unknown_ranking_metric_is_an_error(tmp_path: Path) -> None:
