@@ -122,7 +122,8 @@ def _target_weights(action: FloatArray, levels: FloatArray, params: FloatArray, 
 
 @jit
 def _fill_cost(qty: float, raw_price: float, bar_volume: float, params: FloatArray) -> tuple[float, float]:
-    """(fill price, commission) for `qty` shares at a raw open price, with fixed and volume-impact slippage."""
+    """(fill price, commission) for `qty` shares at a raw open price, with fixed and volume-impact slippage
+    (participation measured against the decision bar's volume, the last one known when the order is sent)."""
     participation = abs(qty) / bar_volume if bar_volume > 0.0 else 0.0
     slip = params[P_SLIPPAGE] + params[P_IMPACT] * participation
     price = raw_price * (1.0 + slip) if qty > 0.0 else raw_price * (1.0 - slip)
@@ -170,11 +171,12 @@ def step_kernel(
         nxt = now + 1
         equity_before = equity[i]
         _target_weights(actions[i], levels, params, target[i])
-        # Size at the decision close (known), clip to the fill bar's volume and to whole lots.
+        # Size at the decision close and cap participation by the decision bar's volume: both are known when the
+        # order is sent, while the fill bar's volume is not (using it would be look-ahead in costs).
         for a in range(num_assets):
             desired = target[i, a] * equity_before / close[now, a]
             order = desired - shares[i, a]
-            cap = params[P_PARTICIPATION] * volume[nxt, a]
+            cap = params[P_PARTICIPATION] * volume[now, a]
             if params[P_PARTICIPATION] > 0.0 and abs(order) > cap:
                 order = cap if order > 0.0 else -cap
             orders[a] = _round_lot(order, params[P_LOT])
@@ -182,7 +184,7 @@ def step_kernel(
         cash_after_sells = cash[i]
         buy_cost = 0.0
         for a in range(num_assets):
-            price, fee = _fill_cost(orders[a], open_[nxt, a], volume[nxt, a], params)
+            price, fee = _fill_cost(orders[a], open_[nxt, a], volume[now, a], params)
             if orders[a] < 0.0:
                 cash_after_sells += -orders[a] * price - fee
             elif orders[a] > 0.0:
@@ -201,7 +203,7 @@ def step_kernel(
             if qty == 0.0:
                 fill_price[i, a] = open_[nxt, a]
                 continue
-            price, fee = _fill_cost(qty, open_[nxt, a], volume[nxt, a], params)
+            price, fee = _fill_cost(qty, open_[nxt, a], volume[now, a], params)
             fill_price[i, a] = price
             cash[i] -= qty * price + fee
             total_fee += fee

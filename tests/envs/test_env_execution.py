@@ -75,6 +75,22 @@ def test_participation_cap_limits_the_fill_to_a_share_of_bar_volume() -> None:
     assert env.log.to_frame()["fill_qty_A0"].iloc[1] == pytest.approx(5.0)
 
 
+def test_costs_use_only_the_volume_known_when_the_order_is_sent() -> None:
+    """The fill at t+1 is sized and priced from bar t's volume: changing bar t+1's volume moves nothing."""
+    fills = []
+    for next_volume in (40.0, 5_000_000.0):
+        env = env_for(leverage=2.0, slippage_bps=5.0, impact_coef=0.5, participation_cap=0.1,
+                      volume=[[50.0], [next_volume], [50.0], [50.0]])  # fmt: skip
+        env.reset(seed=0)
+        env.step(LONG)
+        assert env.log is not None
+        frame = env.log.to_frame()
+        fills.append((frame["fill_qty_A0"].iloc[1], frame["fill_price_A0"].iloc[1]))
+    assert fills[0] == fills[1]
+    qty = 0.1 * 50.0  # capped by bar t's volume
+    assert fills[0] == pytest.approx((qty, 102.0 * (1 + 5e-4 + 0.5 * qty / 50.0)), rel=1e-12)
+
+
 def test_integer_lots_round_toward_zero() -> None:
     env = env_for(lot_size=1.0, leverage=2.0)
     env.reset(seed=0)
