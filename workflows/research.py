@@ -80,8 +80,9 @@ def stage_args(stage: Stage) -> list[str]:
     args += ["--output", location(stage.name)]
     for parameter, setting in SETTINGS.items():
         args += ["--set", f"{setting}={wf(parameter)}"]
-    # No git checkout in a pod: the entry stays next to the record stage's outputs.
-    return [*args, "--set", "memory_bank=false"]
+    # No memory_bank setting: a pod has no git checkout, and by default the entry stays next to the record
+    # stage's outputs, for `rlops memory add --from` to append from a checkout.
+    return args
 
 
 def _ray_pod(container: str, requirements: m.ResourceRequirements, ray_node: bool = True) -> dict[str, Any]:

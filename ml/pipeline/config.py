@@ -35,9 +35,10 @@ class PipelineConfig:
     # "auto" inside a Ray job (the cluster workflow's tune step): join that job's Ray cluster instead of
     # starting a local one. Where tuning runs does not change its result, so no stage's key depends on it.
     ray_address: str | None = None
-    # A cluster pod has no git checkout to append to: with False the record stage only writes its entry next to
-    # its outputs, for `rlops memory add --from` to append later.
-    memory_bank: bool = True
+    # The memory bank folder the record stage appends its entry to. None (the default) keeps the entry in the run's
+    # output only (record/memory-entry.md, for `rlops memory add --from`), so that a newcomer's `make demo` never
+    # dirties the project's own history and a cluster pod, which has no checkout, needs no setting.
+    memory_bank: str | None = None
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -54,6 +55,10 @@ class PipelineConfig:
         need(self.steps_per_iteration >= 1, f"steps_per_iteration must be >= 1 (got {self.steps_per_iteration})")
         need(self.retrain_timesteps >= 1, f"retrain_timesteps must be >= 1 (got {self.retrain_timesteps})")
         need(bool(self.out), "out must name a folder or an s3:// prefix")
+        need(
+            self.memory_bank is None or (isinstance(self.memory_bank, str) and not storage.is_s3(self.memory_bank)),
+            f"memory_bank must be the path of a local memory bank folder (got {self.memory_bank!r})",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

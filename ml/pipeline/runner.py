@@ -11,6 +11,7 @@ from ml.pipeline.stages import (
     STAGES,
     Stage,
     StageContext,
+    check_bank,
     load_dataset,
     read_stage,
     stage_key,
@@ -90,6 +91,8 @@ def run_pipeline(
     """Every stage in order under `config.out`; finished stages whose inputs did not change are reused."""
     if stop_after is not None:
         stage_named(stop_after)
+    if config.memory_bank is not None:
+        check_bank(config.memory_bank)  # up front: a bank that cannot take the entry must not cost the whole run
     locations = default_locations(config)
     runs = []
     for number, stage in enumerate(STAGES, start=1):

@@ -238,8 +238,8 @@ def run_report(ctx: StageContext) -> dict[str, Any]:
 
 
 def run_record(ctx: StageContext) -> dict[str, Any]:
-    """A dated progress entry with the run's headline numbers: next to the outputs always, and in the memory
-    bank unless the config says there is none (a cluster pod)."""
+    """A dated progress entry with the run's headline numbers, written next to the outputs; appended to a memory
+    bank only when the config names one (`--bank`), so that running the pipeline never edits a checkout by itself."""
     from rlops import memory
 
     board = ctx.input_results["backtest"]["leaderboard"]
@@ -268,11 +268,28 @@ def run_record(ctx: StageContext) -> dict[str, Any]:
     entry_file = storage.join(ctx.output, memory.ENTRY_FILE)
     storage.write_bytes(entry_file, entry.to_file_text().encode())
     result = {"entry": entry_file, "title": entry.title, "timestamp": entry.timestamp.isoformat()}
-    if ctx.config.memory_bank:
-        bank = memory.find_bank()
+    if ctx.config.memory_bank is not None:
+        bank = check_bank(ctx.config.memory_bank)
         added = memory.add_entry(bank, entry.kind, entry.title, entry.body)
         result.update(bank=str(bank), timestamp=added.timestamp.isoformat())
     return result
+
+
+def check_bank(location: str) -> Path:
+    """The memory bank at `location`, refused before any work when the record stage could not append to it."""
+    import os
+
+    from rlops import memory
+
+    bank = Path(location)
+    if not bank.is_dir():
+        raise RlopsError(f"memory bank {bank}: no such folder (from --bank or memory_bank); create it or leave it out")
+    problems = memory.validate(bank)
+    if problems:
+        raise RlopsError(f"memory bank {bank}: {problems[0]}; fix it (rlops memory validate --bank {bank}) first")
+    if not os.access(bank, os.W_OK):
+        raise RlopsError(f"memory bank {bank}: not writable by this user")
+    return bank
 
 
 ENV_SETTINGS = ("env", "seed", "smoke")
@@ -303,8 +320,8 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "record",
         ("data", "tune", "backtest", "report"),
-        "memory-entry.md: the dated progress entry (also appended to the memory bank unless memory_bank is false)",
-        (),
+        "memory-entry.md: the dated progress entry (also appended to the memory bank memory_bank names, if any)",
+        ("memory_bank",),
         run_record,
     ),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,7 +17,7 @@ ConfigOption = Annotated[str | None, typer.Option("--config", help="pipeline YAM
 ForceOption = Annotated[bool, typer.Option("--force", help="rerun even when the outputs are up to date")]
 
 
-def _config(path: str | None, smoke: bool, out: str | None, dataset: str | None) -> object:
+def _config(path: str | None, smoke: bool, out: str | None, dataset: str | None, bank: Path | None = None) -> object:
     from dataclasses import replace
 
     from ml.pipeline.config import PipelineConfig
@@ -28,6 +29,9 @@ def _config(path: str | None, smoke: bool, out: str | None, dataset: str | None)
         config = replace(config, out=out)
     if dataset:
         config = replace(config, dataset=dataset)
+    if bank is not None:
+        # Absolute, so the record stage's key names one bank whatever folder the next run starts in.
+        config = replace(config, memory_bank=str(bank.resolve()))
     return config
 
 
@@ -38,12 +42,16 @@ def run(
     dataset: Annotated[str | None, typer.Option("--dataset")] = None,
     smoke: Annotated[bool, typer.Option("--smoke", help="the smallest budgets: checks the chain end to end")] = False,
     force: ForceOption = False,
+    bank: Annotated[
+        Path | None,
+        typer.Option("--bank", help="also append the run's entry to this memory bank (default: the run's output only)"),
+    ] = None,
 ) -> None:
     """Every stage in order; finished stages whose inputs did not change are reused."""
     from ml.pipeline.config import PipelineConfig
     from ml.pipeline.runner import run_pipeline
 
-    settings = _config(config, smoke, out, dataset)
+    settings = _config(config, smoke, out, dataset, bank)
     assert isinstance(settings, PipelineConfig)
     console = Console()
     runs = run_pipeline(settings, say=console.print, force=force)
@@ -57,6 +65,9 @@ def run(
     console.print(table)
     console.print(f"deflated Sharpe of the best: {results['backtest']['deflated_sharpe']:.3f}")
     console.print(f"report: {results['report']['report']}")
+    record = results["record"]
+    where = f"; appended to {record['bank']}" if "bank" in record else " (append it to a bank with --bank PATH)"
+    console.print(f"memory entry: {record['entry']}{where}")
     reused = [r.stage for r in runs if r.skipped]
     if reused:
         console.print(f"reused finished stages: {', '.join(reused)}")

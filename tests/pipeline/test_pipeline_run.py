@@ -12,7 +12,7 @@ import yaml
 
 from ml.pipeline.config import PipelineConfig
 from ml.pipeline.runner import run_pipeline, run_stage
-from ml.pipeline.stages import stage_named
+from ml.pipeline.stages import stage_named, write_stage
 from rlops import memory
 from rlops.errors import RlopsError
 
@@ -30,7 +30,7 @@ def bank(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.slow
 def test_smoke_pipeline_end_to_end_is_consistent_and_reruns_from_cache(tmp_path: Path, bank: Path) -> None:
-    config = PipelineConfig(out=str(tmp_path / "run"), smoke=True, samples=2, iterations=2)
+    config = PipelineConfig(out=str(tmp_path / "run"), smoke=True, samples=2, iterations=2, memory_bank=str(bank))
     runs = run_pipeline(config, say=lambda _: None)
     assert [r.stage for r in runs] == ["data", "tune", "train", "backtest", "report", "record"]
     assert not any(r.skipped for r in runs)
@@ -76,6 +76,78 @@ def test_data_stage_reuse_force_and_out_of_order_stages(tmp_path: Path) -> None:
         run_stage(stage_named("backtest"), config, {}, str(tmp_path / "x"))
     with pytest.raises(RlopsError, match="unknown stage 'deploy'"):
         stage_named("deploy")
+
+
+def finished_inputs(root: Path) -> dict[str, str]:
+    """Finished data, tune, backtest and report stages as the record stage reads them (their stage.json only)."""
+    results: dict[str, dict[str, object]] = {
+        "data": {"fingerprint": "sha256:" + "ab" * 32},
+        "tune": {"ppo": {"trials": 2, "best_score": 0.41}},
+        "backtest": {
+            "leaderboard": [
+                {"rank": 1, "policy": "ppo", "sharpe": 0.62, "total_return": 0.21, "max_drawdown": -0.12},
+                {"rank": 2, "policy": "buy_and_hold", "sharpe": 0.59, "total_return": 0.23, "max_drawdown": -0.2},
+            ],
+            "trials": 2,
+            "deflated_sharpe": 0.33,
+        },
+        "report": {"report": str(root / "report" / "report.html")},
+    }
+    for name, result in results.items():
+        write_stage(str(root / name), stage_named(name), f"sha256:{name}", {}, result)
+    return {name: str(root / name) for name in results}
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.name != ".lock"}
+
+
+def test_record_stage_by_default_writes_its_entry_to_the_output_and_touches_no_bank(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every bank the old default would have found: the repository's, one named by the environment, one in the cwd.
+    named, nearest = tmp_path / "named" / "memory_bank", tmp_path / "cwd" / "memory_bank"
+    for folder in (named, nearest):
+        shutil.copytree(REPO_BANK, folder, ignore=shutil.ignore_patterns(".lock"))
+    monkeypatch.setenv("RLOPS_MEMORY_BANK", str(named))
+    monkeypatch.chdir(nearest.parent)
+    before = {folder: snapshot(folder) for folder in (REPO_BANK, named, nearest)}
+    run = run_stage(stage_named("record"), PipelineConfig(), finished_inputs(tmp_path / "run"), str(tmp_path / "rec"))
+    assert not run.skipped and "bank" not in run.result
+    entry = memory.parse_entry_file((tmp_path / "rec" / memory.ENTRY_FILE).read_text(), "entry")
+    assert entry.title == "Pipeline run on sp500: best on test is ppo (Sharpe 0.62)"
+    assert "1. ppo: Sharpe 0.620, total return +21.00%, max drawdown -12.00%" in entry.body
+    assert {folder: snapshot(folder) for folder in (REPO_BANK, named, nearest)} == before
+
+
+def test_record_stage_appends_to_the_bank_it_is_given(tmp_path: Path) -> None:
+    bank = tmp_path / "memory_bank"
+    shutil.copytree(REPO_BANK, bank, ignore=shutil.ignore_patterns(".lock"))
+    count = len(memory.read_entries(bank, memory.EntryKind.PROGRESS))
+    config = PipelineConfig(memory_bank=str(bank))
+    run = run_stage(stage_named("record"), config, finished_inputs(tmp_path / "run"), str(tmp_path / "rec"))
+    assert run.result["bank"] == str(bank)
+    entries = memory.read_entries(bank, memory.EntryKind.PROGRESS)
+    assert len(entries) == count + 1 and entries[-1].title.endswith("(Sharpe 0.62)")
+    assert (tmp_path / "rec" / memory.ENTRY_FILE).exists()
+    # The bank is part of the stage's key: the same run with another bank (or none) records again.
+    assert run_stage(stage_named("record"), config, finished_inputs(tmp_path / "run"), str(tmp_path / "rec")).skipped
+    assert not run_stage(
+        stage_named("record"), PipelineConfig(), finished_inputs(tmp_path / "run"), str(tmp_path / "rec")
+    ).skipped
+
+
+def test_a_bank_that_cannot_take_the_entry_stops_the_pipeline_before_any_stage(tmp_path: Path) -> None:
+    missing = PipelineConfig(out=str(tmp_path / "run"), memory_bank=str(tmp_path / "nowhere"))
+    with pytest.raises(RlopsError, match=r"memory bank .*nowhere: no such folder \(from --bank or memory_bank\)"):
+        run_pipeline(missing, say=lambda _: None)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    with pytest.raises(RlopsError, match=r"memory bank .*broken: productContext.md:0: file is missing"):
+        run_pipeline(PipelineConfig(out=str(tmp_path / "run"), memory_bank=str(broken)), say=lambda _: None)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(RlopsError, match="memory_bank must be the path of a local memory bank folder"):
+        PipelineConfig(memory_bank="s3://bucket/bank")
 
 
 @pytest.mark.parametrize(

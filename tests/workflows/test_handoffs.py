@@ -36,12 +36,12 @@ def test_set_reads_each_value_as_its_settings_type() -> None:
             "smoke=true",
             "env={commission_bps: 5}",
             "ray_address=auto",
-            "memory_bank=false",
+            "memory_bank=/srv/rlops/memory_bank",
         ]
     )
     assert config.dataset == "2020" and config.algos == ("ppo",) and config.samples == 3
     assert config.smoke is True and config.env == {"commission_bps": 5} and config.ray_address == "auto"
-    assert config.memory_bank is False
+    assert config.memory_bank == "/srv/rlops/memory_bank"
     assert PipelineConfig(ray_address="auto").with_overrides(["ray_address="]).ray_address is None
 
 
