@@ -34,6 +34,21 @@ class LoadOptions:
     gap_policy: Literal["report", "error"] = "report"
     symbol: str | None = None  # for single-asset files without a symbol column; default: the file's stem
 
+    def __post_init__(self) -> None:
+        check_tz(self.tz)
+        if self.gap_policy not in ("report", "error"):
+            raise RlopsError(f"gap policy must be report or error (got '{self.gap_policy}')")
+
+
+def check_tz(tz: str, where: str = "time zone") -> None:
+    """Refuse an unknown zone before any file is read, naming `where` it came from (a flag, a setting)."""
+    try:
+        pd.Timestamp("2000-01-01").tz_localize(tz)
+    except Exception as exc:  # pytz, zoneinfo and dateutil each raise their own kind for an unknown name
+        raise RlopsError(
+            f"{where} '{tz}': unknown time zone; use an IANA name such as UTC, America/New_York or Europe/London"
+        ) from exc
+
 
 def load_bars(sources: Sequence[str], options: LoadOptions | None = None, name: str | None = None) -> Bars:
     """Load, validate and combine files or folders of files (one per symbol, or with a symbol column)."""

@@ -81,7 +81,7 @@ def split_by_date(
     if not (val - embargo > 0 and val < test - embargo and test < n):
         raise RlopsError(
             f"split dates leave an empty part: {n} bars, validation from bar {val}, test from bar {test}, "
-            f"embargo {embargo}"
+            f"embargo {embargo}; train, validation and test each need at least one bar"
         )
     return Split(train=Span(0, val - embargo), validation=Span(val, test - embargo), test=Span(test, n))
 
@@ -112,3 +112,32 @@ def walk_forward(
             )
         result.append(Fold(k, Span(train_start, train_stop), Span(test_start, test_start + test_size)))
     return result
+
+
+# A decision at one bar's close and its fill at the next: the fewest bars any backtest or episode can use.
+MIN_PERIOD_BARS = 2
+
+
+def require_enough_bars(split: Split, num_bars: int, warmup: int, name: str, window: int) -> None:
+    """Refuse data too short to featurise, normalise and trade, with how many bars there are, what each part
+    needs and why, instead of a failure deep inside feature scaling."""
+    usable_train = split.train.stop - max(split.train.start, warmup)
+    short = [part for part in ("validation", "test") if len(getattr(split, part)) < MIN_PERIOD_BARS]
+    if usable_train < MIN_PERIOD_BARS:
+        short.insert(0, "train")
+    if not short:
+        return
+    need_train = warmup + window + MIN_PERIOD_BARS - 1
+    total = next(
+        n for n in range(1, 100 * need_train + 100)
+        if int(n * 0.7) >= need_train and int(n * 0.85) - int(n * 0.7) >= MIN_PERIOD_BARS
+        and n - int(n * 0.85) >= MIN_PERIOD_BARS
+    )  # fmt: skip
+    raise RlopsError(
+        f"{name}: too little data: {num_bars} bars, split into train {len(split.train)}, validation "
+        f"{len(split.validation)}, test {len(split.test)} (too short: {', '.join(short)}). Train needs at least "
+        f"{need_train} bars: a {warmup}-bar feature warm-up (the longest rolling window), then the {window}-bar "
+        f"observation window and {MIN_PERIOD_BARS} bars to decide and fill (the normaliser is fitted on the bars after "
+        f"the warm-up); validation and test need at least {MIN_PERIOD_BARS} bars each. With the default 70/15/15 split "
+        f"that is at least {total} bars in all"
+    )

@@ -12,7 +12,7 @@ import pandas as pd
 from ml.data.bars import Bars, Panel
 from ml.data.features import FeatureConfig, Normalizer, compute_features
 from ml.data.fingerprint import fingerprint
-from ml.data.splits import Span, Split, split_by_date
+from ml.data.splits import Span, Split, require_enough_bars, split_by_date
 from ml.envs.config import EnvConfig
 from rlops.errors import RlopsError
 
@@ -66,6 +66,7 @@ def prepare(bars: Bars, feature_config: FeatureConfig | None = None, split: Spli
     panel = bars.panel()
     feature_set = compute_features(panel, feature_config)
     split = split or split_by_date(panel.timestamps)
+    require_enough_bars(split, panel.num_bars, feature_config.warmup, bars.name, EnvConfig().window)
     train = split.train
     normalizer = Normalizer.fit(feature_set, slice(max(train.start, feature_set.warmup), train.stop))
     return PreparedData(

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from ml.data.loader import LoadOptions
+
 app = typer.Typer(help="Market data: named datasets, validation, ingestion into a Parquet store.", no_args_is_help=True)
 TzOption = Annotated[str, typer.Option("--tz", help="time zone that naive timestamps are read in")]
 GapOption = Annotated[str, typer.Option("--gaps", help="report (default) or error when bars are missing")]
+
+
+def _options(tz: str, gaps: str) -> LoadOptions:
+    """The load options, each bad flag refused by name (one line, not a usage box)."""
+    from ml.data.loader import LoadOptions, check_tz
+    from rlops.errors import RlopsError
+
+    check_tz(tz, "--tz")
+    if gaps not in ("report", "error"):
+        raise RlopsError(f"--gaps '{gaps}': must be report or error")
+    return LoadOptions(tz=tz, gap_policy="error" if gaps == "error" else "report")
 
 
 @app.command("list")
@@ -51,12 +65,10 @@ def validate(
 ) -> None:
     """Check every file and print a report; exits 1 if any file has an error."""
     from ml.data.errors import DataValidationError
-    from ml.data.loader import LoadOptions, load_bars
+    from ml.data.loader import load_bars
 
-    if gaps not in ("report", "error"):
-        raise typer.BadParameter("--gaps must be report or error")
     try:
-        bars = load_bars(paths, LoadOptions(tz=tz, gap_policy="error" if gaps == "error" else "report"))
+        bars = load_bars(paths, _options(tz, gaps))
     except DataValidationError as exc:
         for issue in exc.issues:
             typer.echo(f"error: {issue}", err=True)
@@ -74,10 +86,9 @@ def ingest(
     tz: TzOption = "UTC",
 ) -> None:
     """Validate raw files and write a normalised Parquet store with a manifest (no-op if unchanged)."""
-    from ml.data.loader import LoadOptions
     from ml.data.store import ingest as run_ingest
 
-    result = run_ingest(sources, to, LoadOptions(tz=tz))
+    result = run_ingest(sources, to, _options(tz, "report"))
     manifest = result.manifest
     verb = "wrote" if result.written else "unchanged:"
     rows = sum(s.rows for s in manifest.symbols.values())
