@@ -23,12 +23,15 @@ import yaml
 
 from ml.backtest.baselines import BASELINE_PARAMS
 from ml.backtest.engine import BacktestConfig, backtest
+from ml.backtest.metrics import METRIC_NAMES
 from ml.backtest.policies import policy_params
 from ml.data import storage
 from ml.envs.config import EnvConfig
 from rlops.errors import RlopsError
 
 Executor = Literal["process", "ray"]
+# What a leaderboard can be ranked by: every metric, and the ends of Sharpe's bootstrap interval.
+RANKABLE: tuple[str, ...] = (*METRIC_NAMES, "sharpe_ci_low", "sharpe_ci_high")
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,9 @@ class Grid:
         for item in self.periods:
             if item.startswith("wf:") and "/" not in item and not (item[3:].isdigit() and int(item[3:]) >= 1):
                 return f"periods: '{item}' must read wf:N with N >= 1 (or wf:K/N for one window)"
+        # Checked before any cell runs: a misspelt metric would otherwise cost the whole batch to find out.
+        if self.metric not in RANKABLE:
+            return f"metric: unknown ranking metric '{self.metric}'; metrics: {', '.join(RANKABLE)}"
         if self.executor not in ("process", "ray"):
             return f"executor must be process or ray (got '{self.executor}')"
         if self.workers < 1:

@@ -176,7 +176,10 @@ def test_a_batch_where_every_cell_failed_exits_nonzero_in_one_line(tmp_path: Pat
     assert (tmp_path / "out" / "leaderboard.csv").exists()  # the failures are kept for reading
 
 
-def test_unknown_ranking_metric_is_an_error(tmp_path: Path) -> None:
-    grid = Grid(policies=["baseline:flat"], periods=["validation"], metric="happiness", workers=1, bootstrap_samples=50)
-    with pytest.raises(RlopsError, match="unknown ranking metric 'happiness'"):
-        run_batch(grid)
+def test_unknown_ranking_metric_is_an_error_before_any_cell_runs(tmp_path: Path) -> None:
+    with pytest.raises(RlopsError, match="grid: metric: unknown ranking metric 'happiness'; metrics: n_periods, "):
+        Grid(policies=["baseline:flat"], metric="happiness")
+    path = write_grid(tmp_path / "g.yaml", policies=["baseline:flat"], metric="sharp")
+    with pytest.raises(RlopsError, match=f"^{path}: metric: unknown ranking metric 'sharp'"):
+        Grid.from_yaml(path)
+    assert Grid(policies=["baseline:flat"], metric="sharpe_ci_low").metric == "sharpe_ci_low"
