@@ -31,8 +31,8 @@ class EnvConfig:
     leverage: float = 1.0  # cap on gross exposure (sum of |weights|); cash may go negative up to (leverage-1)*equity
     commission_bps: float = 5.0
     slippage_bps: float = 2.0  # fixed half-spread paid on every fill
-    impact_coef: float = 0.1  # extra slippage per unit of participation in the decision bar's volume (known when ordering)
-    participation_cap: float = 0.1  # max fraction of the decision bar's volume one order may take; 0 = no cap
+    impact_coef: float = 0.1  # extra slippage per unit of participation in the decision bar's volume
+    participation_cap: float = 0.1  # max share of the decision bar's volume one order may take; 0 = no cap
     borrow_rate: float = 0.02  # annual rate charged on the value of short positions, per bar
     lot_size: float = 0.0  # 0 = fractional shares; e.g. 1.0 = whole shares only
     initial_cash: float = 100_000.0
