@@ -94,13 +94,16 @@ def build_market(data: PreparedData, span: Span, window: int) -> MarketData:
             f"is too short for a {window}-bar window after a {warmup}-bar feature warm-up: it needs at least two "
             "bars from the first decision"
         )
-    flat = flat_features(data.normalizer, data.features)
+    # The arrays end with the period: a market for the train or validation split (what tuning trials receive)
+    # holds no later bar at all, so no index can reach the test period. Earlier bars stay for the window.
+    end = span.stop
+    flat = flat_features(data.normalizer, data.features[:end])
     return MarketData(
-        timestamps=panel.timestamps,
+        timestamps=panel.timestamps[:end],
         symbols=panel.symbols,
-        open=panel.open,
-        close=panel.close,
-        volume=panel.volume,
+        open=np.ascontiguousarray(panel.open[:end]),
+        close=np.ascontiguousarray(panel.close[:end]),
+        volume=np.ascontiguousarray(panel.volume[:end]),
         features=flat,
         feature_names=data.feature_config.names,
         first_decision=first,

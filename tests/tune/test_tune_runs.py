@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from ml.data.features import FeatureConfig
 from ml.tune.runner import TuneOutcome, run_tune
 from ml.tune.settings import TuneSettings
 from ml.tune.trainable import train_fn
@@ -146,7 +147,11 @@ def test_tuning_never_reads_the_test_split(tmp_path: Path, monkeypatch: pytest.M
     def spy_build(data: Any, span: splits.Span, window: int) -> Any:
         spans.append(span)
         built = original_build(data, span, window)
-        assert built.last_bar < data.split.test.start
+        test_start = data.split.test.start
+        # Absent, not just unindexed: no array of a market built while tuning reaches the first test bar.
+        assert built.last_bar < test_start
+        lengths = {len(built.timestamps), len(built.open), len(built.close), len(built.volume), len(built.features)}
+        assert lengths == {span.stop} and span.stop <= test_start
         return built
 
     monkeypatch.setattr(splits.Split, "part", spy_part)
@@ -161,6 +166,25 @@ def test_tuning_never_reads_the_test_split(tmp_path: Path, monkeypatch: pytest.M
     row = json.loads((Path(outcome.leaderboard.loc[0, "path"]) / "result.json").read_text().splitlines()[-1])
     windows = [row["val_sharpe_fold0"], row["val_sharpe_fold1"]]
     assert row["val_sharpe"] == pytest.approx(sum(windows) / 2)
+
+
+def test_every_market_a_trial_receives_ends_before_the_test_split() -> None:
+    """The payload Ray ships to every trial (training market and validation windows) holds no test bar."""
+    from ml.envs.factory import prepared
+    from ml.tune.objective import build_payload
+
+    payload = build_payload("sp500", {}, 3, "sharpe", "max")
+    data = prepared("sp500", FeatureConfig())
+    test_start = data.split.test.start
+    first_test_day = data.panel.timestamps[test_start]
+    markets = [payload.source.market, *(window.market for window in payload.windows)]
+    assert len(markets) == 4
+    for market in markets:
+        for array in (market.timestamps, market.open, market.close, market.volume, market.features):
+            assert len(array) <= test_start
+        assert market.timestamps[-1] < first_test_day
+    assert len(payload.source.market.timestamps) == data.split.train.stop
+    assert len(payload.windows[-1].market.timestamps) <= data.split.validation.stop
 
 
 def test_s3_storage(tmp_path: Path, s3_bucket_factory: Callable[[str], str]) -> None:
