@@ -87,7 +87,8 @@ clean:
 bench-agents: setup  ## PPO/A3C throughput and returns against Stable-Baselines3 PPO (CartPole, trading env)
 	$(PY) benchmarks/agents_vs_sb3.py
 
-bench-backtest: setup  ## batched backtest throughput and metrics speed against quantstats
+bench-backtest: setup  ## `rlops backtest batch` swept against --per-cell, sweep throughput, metrics against quantstats
+	PYTHONPATH=. $(PY) benchmarks/backtest_batch.py
 	PYTHONPATH=. $(PY) benchmarks/backtest_throughput.py
 
 .PHONY: bench-tune

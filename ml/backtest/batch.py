@@ -25,6 +25,7 @@ from ml.backtest.baselines import BASELINE_PARAMS
 from ml.backtest.engine import BacktestConfig, backtest
 from ml.backtest.metrics import METRIC_NAMES
 from ml.backtest.policies import policy_params
+from ml.backtest.result import BacktestResult
 from ml.data import storage
 from ml.envs.config import EnvConfig
 from rlops.errors import RlopsError
@@ -152,6 +153,16 @@ class Cell:
     risk_free: float
     bootstrap_samples: int
 
+    def config(self) -> BacktestConfig:
+        return BacktestConfig(
+            period=self.period,
+            env=self.env,
+            params=self.params,
+            seed=self.seed,
+            risk_free=self.risk_free,
+            bootstrap_samples=self.bootstrap_samples,
+        )
+
 
 @dataclass(frozen=True)
 class CellOutcome:
@@ -161,25 +172,26 @@ class CellOutcome:
     metrics: dict[str, float]
     sharpe_ci: tuple[float, float]
 
+    @classmethod
+    def finished(cls, cell: Cell, result: BacktestResult, save_to: str | None) -> CellOutcome:
+        """The outcome of a cell whose backtest gave `result`, saved under `save_to` first when given."""
+        if save_to is not None:
+            result.save(storage.join(save_to, "cells", f"{cell.index:04d}"))
+        return cls(cell, "ok", "", result.metrics, result.sharpe_ci)
+
+    @classmethod
+    def failed(cls, cell: Cell, exc: Exception) -> CellOutcome:
+        """The type and message (the traceback's last line when there is no message): the leaderboard's error."""
+        detail = str(exc) or traceback.format_exception_only(exc)[-1].strip()
+        return cls(cell, "failed", f"{type(exc).__name__}: {detail}", {}, (float("nan"), float("nan")))
+
 
 def run_cell(cell: Cell, save_to: str | None = None) -> CellOutcome:
     """Never raises: a failure is the outcome's status and error (the type and message, traceback's last line)."""
     try:
-        config = BacktestConfig(
-            period=cell.period,
-            env=cell.env,
-            params=cell.params,
-            seed=cell.seed,
-            risk_free=cell.risk_free,
-            bootstrap_samples=cell.bootstrap_samples,
-        )
-        result = backtest(cell.policy, cell.dataset, config)
-        if save_to is not None:
-            result.save(storage.join(save_to, "cells", f"{cell.index:04d}"))
-        return CellOutcome(cell, "ok", "", result.metrics, result.sharpe_ci)
+        return CellOutcome.finished(cell, backtest(cell.policy, cell.dataset, cell.config()), save_to)
     except Exception as exc:  # recorded in the leaderboard, which is how a batch reports failures
-        detail = str(exc) or traceback.format_exception_only(exc)[-1].strip()
-        return CellOutcome(cell, "failed", f"{type(exc).__name__}: {detail}", {}, (float("nan"), float("nan")))
+        return CellOutcome.failed(cell, exc)
 
 
 def _run_process(cells: Sequence[Cell], workers: int, save_to: str | None) -> list[CellOutcome]:
@@ -265,13 +277,22 @@ def run_batch(
     out: str | None = None,
     address: str | None = None,
     deflate: Callable[[pd.DataFrame], float] | None = None,
+    per_cell: bool = False,
 ) -> BatchResult:
+    """Checkpoint cells that share a market layout run together as one stacked sweep (`swept_cells`), here,
+    with the same results; the others, or every cell with `per_cell`, run one by one on the grid's executor."""
     cells = grid.cells()
-    if grid.executor == "ray":
-        outcomes = _run_ray(cells, grid.workers, out, address)
-    else:
-        outcomes = _run_process(cells, grid.workers, out)
-    return _rank(grid, outcomes, out, deflate)
+    outcomes: list[CellOutcome] = []
+    if not per_cell:
+        from ml.backtest.swept_cells import run_swept
+
+        outcomes, cells = run_swept(cells, grid.workers, out)
+    if cells and grid.executor == "ray":
+        outcomes.extend(_run_ray(cells, grid.workers, out, address))
+    elif cells:
+        outcomes.extend(_run_process(cells, grid.workers, out))
+    # The leaderboard's ties keep the grid's order, so outcomes go in as the per-cell path gives them.
+    return _rank(grid, sorted(outcomes, key=lambda o: o.cell.index), out, deflate)
 
 
 def _rank(

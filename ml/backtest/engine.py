@@ -108,9 +108,13 @@ def backtest(policy: Any, data: str = "sp500", config: BacktestConfig | None = N
             f"window gives {env.sim.obs_size}"
         )
     log = run_env(env, resolved.build(env.sim))
+    return _assemble(resolved, data, config, env_config, market, log, benchmark_log(market, env_config, config), span)
+
+
+def benchmark_log(market: MarketData, env_config: EnvConfig, config: BacktestConfig) -> pd.DataFrame:
+    """The benchmark's fill log on `market`: the same for every policy scored there under these settings."""
     bench = TradingEnv(market, replace(env_config, action_mode="discrete", levels=(0.0, 1.0)), record=True)
-    bench_log = run_env(bench, baseline(config.benchmark, bench.sim, config.seed))
-    return _assemble(resolved, data, config, env_config, market, log, bench_log, span)
+    return run_env(bench, baseline(config.benchmark, bench.sim, config.seed))
 
 
 def _assemble(

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +15,9 @@ from ml.backtest.baselines import BASELINE_PARAMS, BASELINES, PolicyFn, baseline
 from ml.data import storage
 from ml.envs.simulator import Simulator
 from rlops.errors import RlopsError
+
+if TYPE_CHECKING:
+    from ml.agents.policy import Policy
 
 BASELINE_PREFIX = "baseline:"
 
@@ -30,6 +33,7 @@ class ResolvedPolicy:
     env_settings: dict[str, Any] = field(default_factory=dict)  # the policy's own environment interface
     feature_settings: dict[str, Any] = field(default_factory=dict)
     checkpoint_sha256: str | None = None
+    loaded: Policy | None = None  # a checkpoint's loaded `Policy`, which the stacked sweep evaluates with the others
 
 
 def checkpoint_label(location: str) -> str:
@@ -72,6 +76,7 @@ def _from_checkpoint(location: str) -> ResolvedPolicy:
         env_settings=dict(source.get("env", {})),
         feature_settings=dict(source.get("features", {})),
         checkpoint_sha256=_sha256(path),
+        loaded=policy,
     )
 
 

@@ -25,6 +25,7 @@ from ml.agents.normalization import OBS_CLIP
 from ml.agents.policy import Policy
 from ml.backtest.fork_map import fork_map
 from ml.backtest.sweep_kernel import observe_stacked, step_stacked
+from ml.backtest.sweep_ledger import Ledger
 from ml.envs.config import EnvConfig
 from ml.envs.execution import pack_params
 from ml.envs.market import MarketData, check_fits, observation_size
@@ -49,6 +50,7 @@ class StackedPolicy:
             raise RlopsError("stacked evaluation supports one action head per policy (single-asset discrete)")
         self.spec = spec
         self.count = len(policies)
+        self.policies = list(policies)
         self.discrete = spec.is_discrete
         self.layers: list[tuple[Tensor, Tensor] | Any] = []
         per_policy = [mlp_layers(p.model.actor) for p in policies]
@@ -76,6 +78,7 @@ class StackedPolicy:
         """Policies start..stop-1 as their own stack: views into this one's tensors, nothing stacked again."""
         part = copy.copy(self)
         part.count = stop - start
+        part.policies = self.policies[start:stop]
         part.layers = [
             (layer[0][start:stop], layer[1][start:stop]) if isinstance(layer, tuple) else layer for layer in self.layers
         ]
@@ -90,6 +93,20 @@ class StackedPolicy:
             x = ((x.to(torch.float64) - self.mean) / self.scale).clamp(-OBS_CLIP, OBS_CLIP).to(torch.float32)
         return self.act_normalised(x)
 
+    def act_exact(self, x: Tensor) -> npt.NDArray[Any]:
+        """`act_normalised`, bit for bit what `Policy.act` gives one observation: each (policy, row) alone.
+
+        A batched product rounds differently from the one-row product an env's backtest makes (the BLAS
+        kernels block the sums differently), and over millions of decisions a near tie between two actions
+        does flip; so a result that must equal the per-cell backtest runs each row through the policy's own
+        `sample_actions`, as `Policy.act` does after normalising.
+        """
+        rows = x.shape[1]
+        actions = [policy.model.sample_actions(x[p, r : r + 1], None, True)[0].numpy()
+                   for p, policy in enumerate(self.policies) for r in range(rows)]  # fmt: skip
+        out: npt.NDArray[Any] = np.stack(actions).reshape(self.count, rows, -1)
+        return out if self.discrete else np.clip(out, self.low.numpy(), self.high.numpy())
+
     def act_normalised(self, x: Tensor) -> npt.NDArray[Any]:
         """`act` for (P, B, D) observations that are already normalised (or need none); the caller turns
         gradients off (once for a whole sweep rather than per bar)."""
@@ -102,10 +119,16 @@ class StackedPolicy:
 
 @dataclass(frozen=True)
 class SweepResult:
-    """Equity of every (policy, market) pair, bar by bar: (policies, markets, bars + 1)."""
+    """Equity of every (policy, market) pair, bar by bar: (policies, markets, bars + 1).
+
+    `solvent` (policies, markets) is False for an account ruined on the way: its env would have ended there,
+    while the sweep kept stepping it in lockstep. `ledger` holds every account's full rows when asked for.
+    """
 
     equity: npt.NDArray[np.float64]
     decisions: int
+    solvent: npt.NDArray[np.bool_]
+    ledger: Ledger | None = None
 
     def returns(self) -> npt.NDArray[np.float64]:
         out: npt.NDArray[np.float64] = self.equity[..., 1:] / self.equity[..., :-1] - 1.0
@@ -137,6 +160,8 @@ def sweep(
     config: EnvConfig,
     workers: int | None = None,
     use_fork: bool | None = None,
+    ledger: bool = False,
+    exact: bool = False,
 ) -> SweepResult:
     """Every policy on every market over each market's whole period, all markets stepped bar by bar together.
 
@@ -144,7 +169,10 @@ def sweep(
     one stacked forward pass and one compiled call that steps every (market, policy) account. The policies are
     split into `workers` chunks (default: one per available core) that run in parallel (`fork_map`: forked
     processes on Linux unless `use_fork` is False, threads otherwise); a policy's results do not depend on the
-    chunk it ran in.
+    chunk it ran in. The stacked forward pass can round a near tie between two actions the other way from a
+    one-observation `Policy.act`; `exact` evaluates each (policy, market) row on its own instead, slower and
+    bit for bit the per-cell backtest's actions. With `ledger`, every account's cash, costs, positions and
+    fills are kept bar by bar too.
     """
     if not markets:
         raise RlopsError("sweep needs at least one market")
@@ -177,15 +205,20 @@ def sweep(
     # The matrices are small: one intra-op thread per chunk; the chunks themselves give the parallelism.
     torch.set_num_threads(1)
     try:
-        parts = fork_map(lambda group: _sweep_chunk(group, panel, config), groups, use_fork)
+        parts = fork_map(lambda group: _sweep_chunk(group, panel, config, ledger, exact), groups, use_fork)
     finally:
         torch.set_num_threads(threads)
-    equity = np.concatenate(parts, axis=0)
-    return SweepResult(equity, decisions=len(policies) * len(markets) * first.decision_bars)
+    equity = np.concatenate([part[0] for part in parts], axis=0)
+    solvent = np.concatenate([part[1] for part in parts], axis=0)
+    ledgers = [part[2] for part in parts if part[2] is not None]
+    kept = Ledger.concat(ledgers) if ledgers else None
+    return SweepResult(equity, len(policies) * len(markets) * first.decision_bars, solvent, kept)
 
 
-def _sweep_chunk(stacked: StackedPolicy, panel: _Panel, config: EnvConfig) -> npt.NDArray[np.float64]:
-    """Equity (policies, markets, bars + 1) of one chunk of policies, stepped bar by bar."""
+def _sweep_chunk(
+    stacked: StackedPolicy, panel: _Panel, config: EnvConfig, keep_ledger: bool, exact: bool
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], Ledger | None]:
+    """Equity (policies, markets, bars + 1), solvency and (when kept) the ledger of one chunk of policies."""
     first = panel.first
     num_markets, num_policies, assets = panel.closes.shape[0], stacked.count, first.num_assets
     shape = (num_markets, num_policies)
@@ -207,6 +240,11 @@ def _sweep_chunk(stacked: StackedPolicy, panel: _Panel, config: EnvConfig) -> np
     steps = first.decision_bars
     equity = np.empty((num_policies, num_markets, steps + 1))
     equity[:, :, 0] = config.initial_cash
+    ledger = (
+        Ledger.empty(num_policies, num_markets, steps + 1, assets, first.first_decision, config.initial_cash)
+        if keep_ledger
+        else None
+    )
 
     def observe() -> None:
         observe_stacked(
@@ -217,12 +255,15 @@ def _sweep_chunk(stacked: StackedPolicy, panel: _Panel, config: EnvConfig) -> np
     observe()
     with torch.inference_mode():
         for step in range(1, steps + 1):
-            actions = stacked.act_normalised(obs_tensor).reshape(num_policies, num_markets, -1)
+            act = stacked.act_exact if exact else stacked.act_normalised
+            actions = act(obs_tensor).reshape(num_policies, num_markets, -1)
             step_stacked(
                 actions, weights, panel.levels, panel.params, panel.opens, panel.closes, panel.volumes, t, end,
                 cash, shares, basis, equity_now, dsr_a, dsr_b, rewards, terminated, truncated, fills, costs, alive,
                 equity, step,
             )  # fmt: skip
+            if ledger is not None:
+                ledger.record(step, t, cash, costs, shares, fills)
             if step < steps:
                 observe()
-    return equity
+    return equity, alive.T.copy(), ledger

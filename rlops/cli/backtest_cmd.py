@@ -58,6 +58,12 @@ def batch(
     executor: Annotated[str | None, typer.Option("--executor", help="process or ray (overrides the grid)")] = None,
     address: Annotated[str | None, typer.Option("--address", help="existing Ray cluster (auto or ray://...)")] = None,
     report: Annotated[bool, typer.Option("--report/--no-report")] = True,
+    per_cell: Annotated[
+        bool,
+        typer.Option(
+            "--per-cell", help="run every cell on its own, not checkpoints together in one sweep (same results)"
+        ),
+    ] = False,
 ) -> None:
     """Run every cell of a grid in parallel; failed cells are listed with their errors, never abort the batch."""
     from dataclasses import replace
@@ -69,7 +75,7 @@ def batch(
         spec = replace(spec, executor=executor)  # type: ignore[arg-type]
         spec.__post_init__()
     destination = out or default_out(grid)
-    _show_batch(run_batch(spec, destination, address), destination, report)
+    _show_batch(run_batch(spec, destination, address, per_cell=per_cell), destination, report)
 
 
 def _settings(text: object) -> str:

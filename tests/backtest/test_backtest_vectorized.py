@@ -62,3 +62,26 @@ def test_mismatched_policies_are_refused(tmp_path: Path) -> None:
     market = EnvSpec(dataset="sp500", period="validation", env=CONFIG).market()
     with pytest.raises(RlopsError, match="policies expect observations of size 10"):
         sweep([load_policy(small[0])], [market], CONFIG)
+
+
+def test_exact_actions_equal_one_observation_acting_on_near_ties(tmp_path: Path) -> None:
+    # Two actions whose logits differ by about a rounding error: a batched product rounds differently from the
+    # one-row product `Policy.act` makes, so the stacked pass flips some of these (124 of 1,500 on this
+    # project's machine); `act_exact`, which the batch command's sweep uses, must never.
+    import torch
+
+    policies = [load_policy(p) for p in random_policy_checkpoints(tmp_path, 20, 3, 3, {})]
+    noise = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for policy in policies:
+            head = [m for m in policy.model.actor.modules() if isinstance(m, torch.nn.Linear)][-1]
+            head.weight[0] *= 100
+            head.weight[1] = head.weight[0] * (1 + 1e-6 * torch.randn(head.weight.shape[1], generator=noise))
+            head.bias[1] = head.bias[0]
+            head.weight[2] = 0.0
+            head.bias[2] = -100.0
+    obs = np.random.default_rng(0).normal(size=(3, 500, 20)).astype(np.float32)
+    one = np.stack([np.concatenate([p.act(obs[i, r : r + 1]) for r in range(500)]) for i, p in enumerate(policies)])
+    assert set(np.unique(one)) == {0, 1}  # the ties are live: both actions win somewhere
+    exact = StackedPolicy(policies).act_exact(torch.from_numpy(obs))
+    np.testing.assert_array_equal(exact.reshape(3, 500), one)
