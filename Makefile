@@ -16,32 +16,18 @@ export PYTHONHASHSEED := 0
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: $(VENV)/.installed $(TOOLS)/.installed chromium bubblewrap prometheus shellcheck  ## build .venv (rlops) and .tools (scanners), reusing them when up to date
+setup: $(VENV)/.installed $(TOOLS)/.installed debian  ## build .venv (rlops) and .tools (scanners), reusing them when up to date
 
-# The report test opens HTML in headless Chromium: Debian's package, installed once (as root, else through sudo).
+# Debian packages the suite runs, as command:package (installed once, as root, else through sudo): Chromium opens
+# the HTML reports, bubblewrap sandboxes the patch bot's validations, Prometheus judges the canary analysis, and
+# shellcheck lets actionlint check the workflows' run: blocks.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-.PHONY: chromium
-chromium:
-	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
-
-# patchbot runs the code of a dependency update inside bubblewrap (its strongest isolation level).
-.PHONY: bubblewrap
-bubblewrap:
-	command -v bwrap >/dev/null || { $(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap; }
-
-# The canary-analysis test judges a live service through a real Prometheus (Debian's, started by the test itself).
-.PHONY: prometheus
-prometheus:
-	command -v prometheus >/dev/null || { $(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
-
-# actionlint checks the shell of every workflow's run: blocks with Debian's shellcheck.
-.PHONY: shellcheck
-shellcheck:
-	command -v shellcheck >/dev/null || { $(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck; }
+DEBIAN_TOOLS := chromium:chromium bwrap:bubblewrap prometheus:prometheus shellcheck:shellcheck
+.PHONY: debian
+debian:
+	missing=""; for tool in $(DEBIAN_TOOLS); do command -v "$${tool%%:*}" >/dev/null || missing="$$missing $${tool#*:}"; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

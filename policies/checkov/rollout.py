@@ -7,6 +7,7 @@ Each check reads the pod template's containers the way the built-in checks read 
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from typing import Any
 
 from checkov.common.models.enums import CheckCategories, CheckResult
@@ -38,8 +39,9 @@ class _RolloutCheck(BaseK8Check):
             return CheckResult.FAILED
         return CheckResult.PASSED if all(self.passes(c, _pod(conf)) for c in containers) else CheckResult.FAILED
 
+    @abstractmethod
     def passes(self, container: dict[str, Any], pod: dict[str, Any]) -> bool:
-        raise NotImplementedError
+        """Whether one container of the pod template meets this check."""
 
 
 class RolloutProbes(_RolloutCheck):

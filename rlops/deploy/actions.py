@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from rlops import memory
 from rlops.deploy.evidence import BacktestEvidence, find_evidence
 from rlops.deploy.git_history import (
@@ -27,6 +25,7 @@ from rlops.deploy.overlay import (
     check_model,
     check_tag,
     overlay_dir,
+    parse_release,
     read_gate,
     read_release,
     render_release,
@@ -93,9 +92,7 @@ def _ran_in(repo: Path, env: str, tag: str) -> None:
     """Refuse a tag that `env` never ran: no commit of its release file ever named that image tag."""
     path = overlay_dir(repo, env) / RELEASE_FILE
     for commit in history(repo, path):
-        data = yaml.safe_load(content_at(repo, commit.sha, path))
-        image = str(((data or {}).get("data") or {}).get("image", ""))
-        if image.rsplit(":", 1)[-1] == tag:
+        if parse_release(content_at(repo, commit.sha, path), f"{path}@{commit.sha[:12]}").tag == tag:
             return
     raise RlopsError(f"{env} never ran image tag {tag}: promote it to {env} first (its canary is the proof)")
 

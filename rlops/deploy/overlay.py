@@ -59,24 +59,29 @@ def check_model(model: str) -> str:
     return model
 
 
-def _mapping(path: Path) -> dict[str, Any]:
+def _mapping(text: str, where: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise RlopsError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from exc
+        raise RlopsError(f"{where}: not valid YAML ({exc})".replace("\n", " ")) from exc
     if not isinstance(data, dict):
-        raise RlopsError(f"{path}: expected a mapping")
+        raise RlopsError(f"{where}: expected a mapping")
     return data
+
+
+def parse_release(text: str, where: str) -> Release:
+    """A release file's image and model, from its text (the working tree's, or a past commit's)."""
+    data = _mapping(text, where).get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("image"), str) or not isinstance(data.get("model"), str):
+        raise RlopsError(f"{where}: data.image and data.model must be strings")
+    if ":" not in data["image"].rsplit("/", 1)[-1]:
+        raise RlopsError(f"{where}: data.image {data['image']!r} has no tag")
+    return Release(data["image"], data["model"])
 
 
 def read_release(folder: Path) -> Release:
     path = folder / RELEASE_FILE
-    data = _mapping(path).get("data")
-    if not isinstance(data, dict) or not isinstance(data.get("image"), str) or not isinstance(data.get("model"), str):
-        raise RlopsError(f"{path}: data.image and data.model must be strings")
-    if ":" not in data["image"].rsplit("/", 1)[-1]:
-        raise RlopsError(f"{path}: data.image {data['image']!r} has no tag")
-    return Release(data["image"], data["model"])
+    return parse_release(path.read_text(encoding="utf-8"), str(path))
 
 
 def render_release(env: str, release: Release) -> str:
@@ -97,7 +102,7 @@ def read_gate(folder: Path) -> Gate:
     path = folder / GATE_FILE
     if not path.is_file():
         raise RlopsError(f"{path} is missing: the environment has no promotion gate")
-    data = _mapping(path)
+    data = _mapping(path.read_text(encoding="utf-8"), str(path))
     unknown = sorted(set(data) - {"min_test_sharpe", "min_deflated_sharpe"})
     if unknown:
         raise RlopsError(f"{path}: unknown field {unknown[0]!r} (known: min_deflated_sharpe, min_test_sharpe)")

@@ -88,12 +88,9 @@ def crd_validator(kind: str) -> jsonschema.Draft7Validator:
 def problems(doc: dict[str, Any]) -> list[str]:
     """Everything wrong with one built object, by the schema of its kind; empty when it is valid."""
     kind = doc["kind"]
-    if kind in CRD_SCHEMAS:
-        errors = crd_validator(kind).iter_errors(doc)
-        return [f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}" for e in errors]
-    if kind == "ServiceMonitor":
-        errors = jsonschema.Draft7Validator(SERVICE_MONITOR_SCHEMA).iter_errors(doc)
-        return [f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}" for e in errors]
+    if kind in CRD_SCHEMAS or kind == "ServiceMonitor":
+        validator = crd_validator(kind) if kind in CRD_SCHEMAS else jsonschema.Draft7Validator(SERVICE_MONITOR_SCHEMA)
+        return [f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}" for e in validator.iter_errors(doc)]
     try:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     except kubernetes_validate.ValidationError as exc:
