@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 
 from patchbot.proc import Proc, last_line, run_program
 from patchbot.sandbox import Sandbox
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 # Where pip may look for packages; the operator's index settings reach the install step, nothing else does.
 PIP_SOURCES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_CERT")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 if TYPE_CHECKING:
     from github import Github

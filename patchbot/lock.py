@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 def lock_path(state_dir: Path, repo: str) -> Path:

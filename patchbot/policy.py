@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from patchbot.models import Severity, UpdateType
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 DEFAULT_POLICY_PATH = ".github/patchbot.yml"
 SUITE_TOOLS = ("pytest", "pip-audit", "bandit", "checkov")

@@ -11,7 +11,7 @@ from pathlib import Path
 from patchbot.models import ToolStatus
 from patchbot.report import Report
 from patchbot.validate import strip_timings
-from rlops import memory
+from rlops_core import memory
 
 
 def record_key(report: Report) -> str:

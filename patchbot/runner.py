@@ -38,8 +38,8 @@ from patchbot.sandbox import Isolation, resolve
 from patchbot.snapshot import take_snapshot
 from patchbot.validate import ToolConfig, ValidateFn, Validator, git_auth_env
 from patchbot.versions import parse_bumps
-from rlops import memory
-from rlops.errors import RlopsError
+from rlops_core import memory
+from rlops_core.errors import RlopsError
 
 _REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 

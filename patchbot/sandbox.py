@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 SANDBOX_UID = 65534  # nobody: owns nothing, belongs to no group that owns anything
 

@@ -29,7 +29,7 @@ from patchbot.policy import Policy
 from patchbot.proc import Proc, last_line, run_program
 from patchbot.sandbox import Isolation, Sandbox, open_up_for_sandbox
 from patchbot.versions import version_range_check
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 # Only these variables reach the suite; everything else (tokens, cloud keys, CI secrets) stays behind.
 _PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")

@@ -18,7 +18,7 @@ from hera.workflows import WorkflowsService
 from hera.workflows import models as m
 from pydantic import ValidationError
 
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 from workflows import common
 
 T = TypeVar("T")

@@ -39,7 +39,7 @@ from ml.agents.run_logger import RunLogger
 from ml.agents.schedules import learning_rate_at
 from ml.agents.shared_adam import AdamSlot, SharedAdam
 from ml.agents.spaces import SpaceSpec
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 RETURN_WINDOW = 100
 REPORT_EVERY_UPDATES = 10

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ml.agents.spaces import SpaceSpec
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 FORMAT = "rlops-agent-checkpoint"
 FORMAT_VERSION = 1

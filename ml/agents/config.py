@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from ml.agents.networks import Activation
 from ml.agents.schedules import LrSchedule
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 Algo = Literal["ppo", "a3c"]
 ALGOS: tuple[str, ...] = get_args(Algo)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 def resolve_device(requested: str) -> torch.device:

@@ -14,7 +14,7 @@ import gymnasium as gym
 
 from ml.agents.sync_vec_env import SameStepSyncVecEnv
 from ml.agents.vec_env import VecEnv
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 if TYPE_CHECKING:
     from ml.envs import EnvConfig, MarketData

@@ -11,7 +11,7 @@ from torch.nn import functional
 
 from ml.agents.distributions import ActionDistribution, Categorical, DiagGaussian, MultiCategorical
 from ml.agents.spaces import SpaceSpec
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 Activation = Literal["tanh", "relu"]
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}

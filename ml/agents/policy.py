@@ -12,7 +12,7 @@ from ml.agents.checkpoint import Checkpoint, load_checkpoint
 from ml.agents.networks import ActorCritic
 from ml.agents.normalization import RunningMeanStd
 from ml.agents.spaces import SpaceSpec
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 class Policy:

@@ -40,7 +40,7 @@ from ml.agents.run_logger import RunLogger
 from ml.agents.schedules import learning_rate_at
 from ml.agents.storage import Batch, RolloutBuffer, minibatches
 from ml.agents.vec_env import FloatArray, VecEnvAdapter
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 RETURN_WINDOW = 100
 

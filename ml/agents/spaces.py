@@ -8,7 +8,7 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 ActionKind = Literal["discrete", "multi_discrete", "continuous"]
 

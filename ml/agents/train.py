@@ -22,7 +22,7 @@ from ml.agents.checkpoint import Checkpoint, load_checkpoint
 from ml.agents.config import A3CConfig, AgentConfig, PPOConfig, config_class, from_mapping
 from ml.agents.env_sources import EnvSource, gym_source, source_from_description, trading_source
 from ml.agents.result import TrainResult
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 # Small budgets that exercise every code path (rollout, update, checkpoint, evaluation) in seconds.
 SMOKE_OVERRIDES: dict[str, dict[str, Any]] = {

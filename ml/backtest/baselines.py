@@ -15,7 +15,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from ml.envs.simulator import Simulator
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 PolicyFn = Callable[[npt.NDArray[np.float32]], npt.NDArray[Any]]
 BaselineFactory = Callable[[Simulator, int, dict[str, Any]], PolicyFn]

@@ -28,7 +28,7 @@ from ml.backtest.policies import policy_params
 from ml.backtest.result import BacktestResult
 from ml.data import storage
 from ml.envs.config import EnvConfig
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 Executor = Literal["process", "ray"]
 # What a leaderboard can be ranked by: every metric, and the ends of Sharpe's bootstrap interval.

@@ -20,7 +20,7 @@ from ml.envs.config import EnvConfig
 from ml.envs.factory import prepared
 from ml.envs.market import MarketData, PreparedData
 from ml.envs.trading_env import TradingEnv
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 PERIODS = ("train", "validation", "test")
 

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import TypeVar
 
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 T = TypeVar("T")
 R = TypeVar("R")

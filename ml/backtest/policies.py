@@ -14,7 +14,7 @@ import numpy.typing as npt
 from ml.backtest.baselines import BASELINE_PARAMS, BASELINES, PolicyFn, baseline, check_params
 from ml.data import storage
 from ml.envs.simulator import Simulator
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 if TYPE_CHECKING:
     from ml.agents.policy import Policy

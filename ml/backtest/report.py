@@ -26,7 +26,7 @@ import pandas as pd
 
 from ml.backtest.result import SUMMARY, BacktestResult
 from ml.data import storage
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 REPORT = "report.html"
 CHARTS = "charts"

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from ml.data import storage
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 RESULT_FORMAT = 1
 TIMESERIES, TRADES, SUMMARY = "timeseries.parquet", "trades.parquet", "result.json"

@@ -27,7 +27,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from ml.backtest.metrics import FloatArray, _finite, _k_sharpe, _k_skew_kurt, _periods, risk_free_per_period
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 EULER_GAMMA = 0.5772156649015329
 _NORMAL = NormalDist()

@@ -29,7 +29,7 @@ from ml.data.splits import Span
 from ml.envs.config import EnvConfig
 from ml.envs.factory import prepared
 from ml.envs.market import MarketData, observation_size
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from ml.backtest.sweep_ledger import Ledger
 from ml.envs.config import EnvConfig
 from ml.envs.execution import pack_params
 from ml.envs.market import MarketData, check_fits, observation_size
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 _NORM_EPS = 1e-8  # the epsilon RunningMeanStd.normalize adds to the variance
 # In place: every activation follows a Linear whose fresh output nobody else holds, and tanh's allocation is

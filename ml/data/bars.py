@@ -10,7 +10,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from ml.data import columns as col
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 FloatArray = npt.NDArray[np.float64]
 DAILY_MIN_SPACING = pd.Timedelta(hours=20)

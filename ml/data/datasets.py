@@ -10,7 +10,7 @@ import pandas as pd
 from ml.data.bars import Bars
 from ml.data.errors import DataValidationError
 from ml.data.loader import LoadOptions, find_gaps, validate_table
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 MAX_ISSUES_IN_MESSAGE = 10
 

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ml.data.bars import Panel
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 FloatArray = npt.NDArray[np.float64]
 

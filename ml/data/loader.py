@@ -19,7 +19,7 @@ from ml.data import columns as col
 from ml.data import storage
 from ml.data.bars import DAILY_MIN_SPACING, Bars, Gap
 from ml.data.errors import DataIssue, DataValidationError
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 DAILY_MAX_SPACING = pd.Timedelta(days=4)  # a long weekend is not a gap; a missing trading week is

@@ -8,7 +8,7 @@ from ml.data import datasets, storage
 from ml.data.bars import Bars
 from ml.data.loader import LoadOptions, load_bars
 from ml.data.store import is_store, load_store
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 def resolve_dataset(spec: str, options: LoadOptions | None = None) -> Bars:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 @dataclass(frozen=True)

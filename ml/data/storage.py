@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 def is_s3(location: str | Path) -> bool:

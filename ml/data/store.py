@@ -19,7 +19,7 @@ from ml.data import storage
 from ml.data.bars import Bars
 from ml.data.fingerprint import fingerprint
 from ml.data.loader import LoadOptions, find_gaps, load_bars
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 MANIFEST = "manifest.json"
 STORE_FORMAT = 1

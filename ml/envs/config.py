@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 ActionMode = Literal["discrete", "continuous"]
 RewardMode = Literal["log_return", "differential_sharpe"]

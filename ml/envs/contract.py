@@ -15,7 +15,7 @@ from ml.data.features import FeatureConfig, Normalizer
 from ml.data.splits import Span
 from ml.envs.config import EnvConfig
 from ml.envs.market import PreparedData
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 CONTRACT_VERSION = 1
 EXECUTION = (

@@ -14,7 +14,7 @@ from ml.data.features import FeatureConfig, Normalizer, compute_features
 from ml.data.fingerprint import fingerprint
 from ml.data.splits import Span, Split, require_enough_bars, split_by_date
 from ml.envs.config import EnvConfig
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 FloatArray = npt.NDArray[np.float64]
 

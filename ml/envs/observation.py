@@ -17,7 +17,7 @@ from ml.data.features import compute_features
 from ml.envs.contract import ObservationContract
 from ml.envs.execution import observe_kernel
 from ml.envs.market import flat_features
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -11,7 +11,7 @@ import numpy.typing as npt
 from ml.envs.config import EnvConfig
 from ml.envs.execution import OBS_CLIP, AccountState, StepRecord, observe_kernel, pack_params, step_kernel
 from ml.envs.market import MarketData, check_fits, draw_episode, observation_size
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 ObsArray = npt.NDArray[np.float32]
 

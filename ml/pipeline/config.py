@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from ml.data import storage
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 ALGOS = ("ppo", "a3c")
 BASELINES = ("buy_and_hold", "flat", "ma_crossover", "random", "equal_weight")

@@ -18,7 +18,7 @@ from ml.pipeline.stages import (
     stage_named,
     write_stage,
 )
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 @dataclass(frozen=True)

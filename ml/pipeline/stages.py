@@ -21,7 +21,7 @@ from typing import Any
 from ml.data import storage
 from ml.data.bars import Bars
 from ml.pipeline.config import PipelineConfig
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 STAGE_FILE = "stage.json"
 
@@ -240,7 +240,7 @@ def run_report(ctx: StageContext) -> dict[str, Any]:
 def run_record(ctx: StageContext) -> dict[str, Any]:
     """A dated progress entry with the run's headline numbers, written next to the outputs; appended to a memory
     bank only when the config names one (`--bank`), so that running the pipeline never edits a checkout by itself."""
-    from rlops import memory
+    from rlops_core import memory
 
     board = ctx.input_results["backtest"]["leaderboard"]
     tuned = ctx.input_results["tune"]
@@ -279,7 +279,7 @@ def check_bank(location: str) -> Path:
     """The memory bank at `location`, refused before any work when the record stage could not append to it."""
     import os
 
-    from rlops import memory
+    from rlops_core import memory
 
     bank = Path(location)
     if not bank.is_dir():

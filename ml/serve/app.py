@@ -27,7 +27,7 @@ from pydantic_core import to_json
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
-import rlops
+import rlops_core
 from ml.envs.observation import observe_bars
 from ml.serve.bars import decision_input
 from ml.serve.batching import MicroBatcher
@@ -49,7 +49,7 @@ from ml.serve.schemas import (
     StatusResponse,
 )
 from ml.serve.settings import ServeSettings
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 logger = logging.getLogger("rlops.serve")
 ACT_EXAMPLE = '{"observations": [[...], ...]}'
@@ -249,7 +249,7 @@ def create_app(
 
     app = FastAPI(
         title="rlops inference",
-        version=rlops.__version__,
+        version=rlops_core.__version__,
         description="Actions, action distributions and value estimates of one trained rlops policy.",
         lifespan=lifespan,
     )

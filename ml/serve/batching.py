@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ml.serve.model import Inference
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 @dataclass

@@ -18,7 +18,7 @@ from ml.agents.policy import Policy, policy_from_checkpoint
 from ml.data import storage
 from ml.envs.contract import ObservationContract
 from ml.serve.settings import ServeSettings
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from ml.serve.app import Loader, ServiceState, create_app
 from ml.serve.metrics_app import MetricsApp
 from ml.serve.model import ModelInfo, load_model
 from ml.serve.settings import ServeSettings
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 logger = logging.getLogger("rlops.serve")
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 ENV_PREFIX = "RLOPS_SERVE_"
 # A bearer token shorter than this is guessable; generate one with

@@ -16,7 +16,7 @@ from ml.agents.env_sources import MarketSource, trading_source
 from ml.data.splits import Span
 from ml.envs.config import EnvConfig
 from ml.envs.market import MarketData
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 # A policy whose metric is undefined (NaN) must rank below every real score without breaking the schedulers.
 WORST = 1e9

@@ -23,7 +23,7 @@ from ml.tune.objective import Payload, build_payload
 from ml.tune.settings import SETTINGS_FILE, TuneSettings
 from ml.tune.spaces import SearchSpace, agent_config, build_space
 from ml.tune.trainable import TrialPlan, metric_key, train_fn
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 if TYPE_CHECKING:
     import pyarrow.fs

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from ml.agents.config import ALGOS
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 SEARCHES = ("grid", "random", "bayes", "bayesopt")
 SCHEDULERS = ("asha", "pbt", "none")

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from ml.agents.config import A3CConfig, PPOConfig, config_class, from_mapping
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 KINDS = ("loguniform", "uniform", "int", "choice")
 

@@ -99,7 +99,7 @@ def _statistic(row: dict[Hashable, Any], metric: str) -> str:
 
 
 def _show_batch(result: BatchResult, destination: str, report: bool) -> None:
-    from rlops.errors import RlopsError
+    from rlops_core.errors import RlopsError
 
     board = result.leaderboard
     table = Table("rank", "policy", "dataset", "period", "env", "params", "status", result.metric, "error")

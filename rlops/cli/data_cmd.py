@@ -20,7 +20,7 @@ GapOption = Annotated[str, typer.Option("--gaps", help="report (default) or erro
 def _options(tz: str, gaps: str) -> LoadOptions:
     """The load options, each bad flag refused by name (one line, not a usage box)."""
     from ml.data.loader import LoadOptions, check_tz
-    from rlops.errors import RlopsError
+    from rlops_core.errors import RlopsError
 
     check_tz(tz, "--tz")
     if gaps not in ("report", "error"):

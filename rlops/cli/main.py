@@ -21,7 +21,7 @@ from rlops.cli import (
     tune_cmd,
     workflows_cmd,
 )
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 app = typer.Typer(
     name="rlops",

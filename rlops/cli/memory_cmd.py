@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from rlops import memory
-from rlops.errors import RlopsError
+from rlops_core import memory
+from rlops_core.errors import RlopsError
 
 app = typer.Typer(help="The memory bank: dated decisions, progress, architecture and patches.", no_args_is_help=True)
 

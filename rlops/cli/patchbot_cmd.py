@@ -69,7 +69,7 @@ def _options(
     from patchbot.runner import RunOptions
     from patchbot.sandbox import Isolation
     from patchbot.validate import ToolConfig
-    from rlops.errors import RlopsError
+    from rlops_core.errors import RlopsError
 
     try:
         level = Isolation(isolation)

@@ -91,7 +91,7 @@ def stage(
     from ml.pipeline.config import PipelineConfig
     from ml.pipeline.runner import run_stage
     from ml.pipeline.stages import stage_named
-    from rlops.errors import RlopsError
+    from rlops_core.errors import RlopsError
 
     chosen = stage_named(name)
     locations = {}

@@ -68,7 +68,7 @@ def submit(
     """Start a run of a template through the Argo server; prints the run's name and where to watch it."""
     import yaml
 
-    from rlops.errors import RlopsError
+    from rlops_core.errors import RlopsError
     from workflows import catalog
     from workflows import submit as argo
 

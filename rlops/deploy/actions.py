@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlops import memory
 from rlops.deploy.evidence import BacktestEvidence, find_evidence
 from rlops.deploy.git_history import (
     PROMOTED,
@@ -30,7 +29,8 @@ from rlops.deploy.overlay import (
     read_release,
     render_release,
 )
-from rlops.errors import RlopsError
+from rlops_core import memory
+from rlops_core.errors import RlopsError
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ml.data import storage
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 STAGE_FILE = "stage.json"
 

@@ -6,7 +6,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 PROMOTED = "Rlops-Promoted"
 ROLLED_BACK = "Rlops-Rolled-Back"

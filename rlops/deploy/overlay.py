@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 OVERLAYS = Path("gitops/inference/overlays")
 RELEASE_FILE = "release.yaml"

@@ -14,7 +14,7 @@ from ml.agents.env_sources import gym_source
 from ml.agents.policy import load_policy
 from ml.agents.ppo import PPOTrainer
 from ml.agents.vec_env import VecEnvAdapter
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 from .helpers import CallableSource, TargetEnv
 

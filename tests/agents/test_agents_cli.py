@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from ml.agents.config import PPOConfig
 from ml.agents.train import build_request, read_config_file
 from rlops.cli.main import app
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 def test_ppo_smoke_run_and_resume(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ml.agents.config import A3CConfig, PPOConfig, config_class, from_mapping
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from ml.backtest.batch import Grid, run_batch
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 def write_grid(path: Path, **settings: object) -> str:

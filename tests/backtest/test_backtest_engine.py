@@ -13,7 +13,7 @@ from ml.backtest.engine import BacktestConfig, backtest
 from ml.backtest.result import BacktestResult
 from ml.backtest.trades import extract_trades
 from ml.envs import EnvSpec
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import scipy.stats
 
 from ml.backtest import metrics as mt
 from ml.backtest.metrics import Metrics, compute_metrics, compute_metrics_many
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

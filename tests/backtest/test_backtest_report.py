@@ -274,7 +274,7 @@ def bucket(s3_bucket_factory: Callable[[str], str]) -> str:
 
 
 def test_report_of_an_s3_prefix_is_written_back_to_it(bucket: str) -> None:
-    from rlops.errors import RlopsError
+    from rlops_core.errors import RlopsError
 
     prefix = f"{bucket}/backtests/one"
     synthetic_result(bars=60).save(prefix)
@@ -311,7 +311,7 @@ def test_rlops_report_on_a_missing_folder_is_one_line_and_exit_1(tmp_path: Path)
     ],
 )
 def test_write_report_names_what_is_wrong_with_a_run_dir(tmp_path: Path, damage: str, message: str) -> None:
-    from rlops.errors import RlopsError
+    from rlops_core.errors import RlopsError
 
     if damage == "batch":
         (tmp_path / "batch.json").write_text('{"metric": "sharpe"}')

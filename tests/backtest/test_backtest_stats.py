@@ -15,7 +15,7 @@ import scipy.stats
 
 from ml.backtest import stats as st
 from ml.backtest.metrics import compute_metrics
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 PPY = 252
 

@@ -10,7 +10,7 @@ import pytest
 from ml.agents.policy import load_policy
 from ml.backtest.vectorized import StackedPolicy, sweep
 from ml.envs import EnvConfig, EnvSpec, TradingEnv
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 from tests.builders import random_policy_checkpoints
 
 CONFIG = EnvConfig(window=8)

@@ -8,7 +8,7 @@ import pytest
 
 import ml.backtest.fork_map as fork_map_module
 from ml.backtest.fork_map import fork_map
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 def square_with_pid(x: int) -> tuple[int, int]:

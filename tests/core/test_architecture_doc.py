@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("rlops", "ml", "workflows", "patchbot", "infra", "policies")
+PACKAGES = ("rlops", "rlops_core", "ml", "workflows", "patchbot", "infra", "policies")
 
 
 def test_the_module_table_matches_the_code() -> None:

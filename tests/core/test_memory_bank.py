@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rlops import memory
-from rlops.errors import RlopsError
+from rlops_core import memory
+from rlops_core.errors import RlopsError
 
 REPO_BANK = Path(__file__).resolve().parents[2] / "memory_bank"
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ml.data import FeatureConfig, Normalizer, compute_features, split_by_date, walk_forward
 from ml.data.bars import Panel
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 CONFIG = FeatureConfig(volatility_window=3, ma_windows=(2, 4), rsi_window=3, volume_window=3)
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ml.data import DataValidationError, LoadOptions, load_bars, resolve_dataset
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 from tests.builders import good_rows, write_csv
 
 

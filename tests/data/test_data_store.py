@@ -11,7 +11,7 @@ import pytest
 
 from ml.data import fingerprint, load_bars, resolve_dataset, storage
 from ml.data.store import ingest, read_manifest
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 from tests.builders import good_rows, write_csv
 
 

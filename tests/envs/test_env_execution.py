@@ -9,7 +9,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from ml.envs import EnvConfig, EnvSpec, TradingEnv
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 from tests.builders import make_market
 
 OPEN = [[100.0], [102.0], [105.0], [103.0]]

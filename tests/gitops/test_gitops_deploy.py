@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from ml.pipeline.stages import STAGES, write_stage
-from rlops import memory
 from rlops.deploy.actions import promote, rollback, status
-from rlops.errors import RlopsError
+from rlops_core import memory
+from rlops_core.errors import RlopsError
 from tests.gitops.gitops_build import GITOPS, build, one
 
 SHA_1 = "1" * 40

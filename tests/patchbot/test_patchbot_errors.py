@@ -15,7 +15,7 @@ from patchbot_project import TOOLS_BIN, Project, make_project
 
 from patchbot.github_api import Credentials
 from patchbot.models import DecisionCode, MergeOutcome
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 RATE_LIMITED = "API rate limit exceeded for installation ID 42."
 

@@ -16,8 +16,8 @@ from patchbot.policy import Policy
 from patchbot.report import MARKER
 from patchbot.runner import RunResult
 from patchbot.validate import ValidateFn
-from rlops import memory
-from rlops.errors import RlopsError
+from rlops_core import memory
+from rlops_core.errors import RlopsError
 
 FULL_POLICY = FAST_POLICY.replace("suite: [pytest]", "suite: [pytest, pip-audit, bandit, checkov]") + (
     "checkov_frameworks: [secrets, github_actions]\n"

@@ -15,7 +15,7 @@ from patchbot.models import Advisory, Severity, ToolStatus, UpdateType
 from patchbot.policy import Policy, parse_policy
 from patchbot.validate import ToolConfig, clean_env, git_auth_env
 from patchbot.versions import classify, parse_bumps, parse_range, version_range_check
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 def test_policy_fields_are_read() -> None:

@@ -13,8 +13,8 @@ import yaml
 from ml.pipeline.config import PipelineConfig
 from ml.pipeline.runner import run_pipeline, run_stage
 from ml.pipeline.stages import stage_named, write_stage
-from rlops import memory
-from rlops.errors import RlopsError
+from rlops_core import memory
+from rlops_core.errors import RlopsError
 
 REPO_BANK = Path(__file__).resolve().parents[2] / "memory_bank"
 

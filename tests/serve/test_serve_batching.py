@@ -10,7 +10,7 @@ import pytest
 
 from ml.serve.batching import BatchStats, MicroBatcher
 from ml.serve.model import Inference
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 class RecordingModel:

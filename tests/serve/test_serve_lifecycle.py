@@ -21,7 +21,7 @@ from ml.agents.policy import load_policy
 from ml.data import storage
 from ml.serve.model import Inference, ModelInfo, ServedModel, load_model
 from ml.serve.settings import ServeSettings, load_settings
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 from .conftest import Checkpoints
 from .serve_helpers import loopback_socket, serving

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from ml.serve.settings import is_loopback, load_settings
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 from .conftest import Checkpoints
 from .serve_helpers import serving

@@ -12,7 +12,7 @@ from ml.tune.runner import run_tune
 from ml.tune.settings import TuneSettings
 from ml.tune.spaces import DEFAULT_SPACES, build_space, read_space_file
 from rlops.cli.main import run
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import yaml
 
 from ml.backtest.batch import Grid, grid_cell, merge_cells, run_one_cell
 from ml.pipeline.config import PipelineConfig
-from rlops import memory
-from rlops.errors import RlopsError
+from rlops_core import memory
+from rlops_core.errors import RlopsError
 
 RLOPS = [sys.executable, "-m", "rlops.cli"]
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import yaml
 from local_runner import RLOPS, LocalRun, StepFailedError, condition_holds, dag_order
 
 from ml.backtest.batch import Grid, run_batch
-from rlops import memory
+from rlops_core import memory
 
 ROOT = Path(__file__).resolve().parents[2]
 RENDERED = ROOT / "gitops" / "workflows"

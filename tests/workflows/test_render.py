@@ -52,16 +52,3 @@ def test_render_check_fails_on_a_stale_folder_and_render_repairs_it(tmp_path: Pa
     assert written.returncode == 0, written.stderr
     assert sorted(p.name for p in folder.iterdir()) == sorted(e.file_name for e in catalog.CATALOG)
     assert subprocess.run(check, capture_output=True, text=True).returncode == 0
-
-
-def test_workflows_and_ml_never_import_the_cli() -> None:
-    """Layers import downwards: rlops.cli sits on top of workflows/ and ml/."""
-    import ast
-
-    for folder in ("workflows", "ml"):
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-                if isinstance(node, ast.ImportFrom) and node.module:
-                    names = [node.module]
-                assert not any(n == "rlops.cli" or n.startswith("rlops.cli.") for n in names), path

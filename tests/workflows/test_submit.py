@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 from workflows import submit
 
 RLOPS = [sys.executable, "-m", "rlops.cli"]

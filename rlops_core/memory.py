@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from rlops.errors import RlopsError
+from rlops_core.errors import RlopsError
 
 
 class EntryKind(StrEnum):
