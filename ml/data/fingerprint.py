@@ -13,6 +13,12 @@ from ml.data import columns as col
 
 HASHED_COLUMNS = (col.TIMESTAMP, col.SYMBOL, col.OPEN, col.HIGH, col.LOW, col.CLOSE, col.VOLUME)
 
+# Two hashes reach users, and each keeps one name on every command and page so that equal values read as equal:
+# the bars alone (`data show`, `data ingest`, the pipeline's data stage) and the bars with the feature settings
+# applied (what a checkpoint and a backtest are tied to; it changes when the features do, the bars unchanged).
+DATA_LABEL = "data fingerprint"
+FEATURES_LABEL = "data+features fingerprint"
+
 
 def fingerprint(frame: pd.DataFrame, settings: dict[str, Any] | None = None) -> str:
     """sha256 over the canonical bar columns in (symbol, timestamp) order plus the JSON of `settings`.
@@ -27,3 +33,8 @@ def fingerprint(frame: pd.DataFrame, settings: dict[str, Any] | None = None) -> 
         digest.update(np.ascontiguousarray(ordered[name].to_numpy(dtype=np.float64)).tobytes())
     digest.update(json.dumps(settings or {}, sort_keys=True, default=str).encode())
     return "sha256:" + digest.hexdigest()
+
+
+def labelled(value: str, with_features: bool = False) -> str:
+    """`data fingerprint sha256:...` or `data+features fingerprint sha256:...`, always the whole hash."""
+    return f"{FEATURES_LABEL if with_features else DATA_LABEL} {value}"

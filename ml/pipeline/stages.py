@@ -20,6 +20,7 @@ from typing import Any
 
 from ml.data import storage
 from ml.data.bars import Bars
+from ml.data.fingerprint import labelled
 from ml.pipeline.config import PipelineConfig
 from rlops_core.errors import RlopsError
 
@@ -245,7 +246,7 @@ def run_record(ctx: StageContext) -> dict[str, Any]:
     board = ctx.input_results["backtest"]["leaderboard"]
     tuned = ctx.input_results["tune"]
     lines = [
-        f"Pipeline on {ctx.config.dataset} (data fingerprint {ctx.input_results['data']['fingerprint'][:19]}...).",
+        f"Pipeline on {ctx.config.dataset} ({labelled(ctx.input_results['data']['fingerprint'])}).",
         "Tuned on the validation split ("
         + ", ".join(
             f"{a}: {t['trials']} trials, best {ctx.config.metric} {t['best_score']:.3f}" for a, t in tuned.items()

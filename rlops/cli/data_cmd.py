@@ -42,7 +42,7 @@ def list_datasets() -> None:
 @app.command("show")
 def show(dataset: Annotated[str, typer.Argument(help="named dataset, file, store folder or s3:// URL")]) -> None:
     """Summary of a dataset: symbols, date range, bar frequency, gaps, fingerprint and the last bars."""
-    from ml.data.fingerprint import fingerprint
+    from ml.data.fingerprint import fingerprint, labelled
     from ml.data.resolve import resolve_dataset
 
     bars = resolve_dataset(dataset)
@@ -53,7 +53,7 @@ def show(dataset: Annotated[str, typer.Argument(help="named dataset, file, store
     console.print(f"bar spacing {bars.bar_spacing}, {bars.periods_per_year:g} bars per year, {len(bars.gaps)} gap(s)")
     for gap in bars.gaps[:10]:
         console.print(f"  gap {gap}")
-    console.print(f"fingerprint {fingerprint(frame)}")
+    console.print(labelled(fingerprint(frame)))
     console.print(frame.tail(5).to_string(index=False))
 
 
@@ -86,6 +86,7 @@ def ingest(
     tz: TzOption = "UTC",
 ) -> None:
     """Validate raw files and write a normalised Parquet store with a manifest (no-op if unchanged)."""
+    from ml.data.fingerprint import labelled
     from ml.data.store import ingest as run_ingest
 
     result = run_ingest(sources, to, _options(tz, "report"))
@@ -93,4 +94,4 @@ def ingest(
     verb = "wrote" if result.written else "unchanged:"
     rows = sum(s.rows for s in manifest.symbols.values())
     typer.echo(f"{verb} {Path(to) if '://' not in to else to} ({rows} bars, {len(manifest.symbols)} symbol(s))")
-    typer.echo(f"fingerprint {manifest.fingerprint}")
+    typer.echo(labelled(manifest.fingerprint))

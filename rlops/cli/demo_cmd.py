@@ -16,6 +16,7 @@ def demo(
 ) -> None:
     """Load and validate the dataset, then run the baseline policies through the environment."""
     from ml.backtest.engine import BacktestConfig, backtest
+    from ml.data.fingerprint import labelled
     from ml.envs import EnvConfig, EnvSpec
 
     console = Console()
@@ -25,7 +26,7 @@ def demo(
     console.rule(f"[bold]1. data[/bold]: {bars.name}")
     console.print(
         f"{len(bars.frame)} bars validated, symbols {', '.join(bars.symbols)}, {len(bars.gaps)} gap(s) reported "
-        f"(never filled); fingerprint {data.fingerprint[:19]}..."
+        f"(never filled); {labelled(data.fingerprint, with_features=True)}"
     )
     for gap in bars.gaps:
         console.print(f"  gap {gap}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,13 @@ def test_ingest_twice_is_a_noop(tmp_path: Path) -> None:
     assert second.stdout.startswith("unchanged:")
     shown = rlops("data", "show", str(tmp_path / "store"))
     assert "12 bars" in shown.stdout
+    # The same bars carry the same label and value on both commands, the whole hash, and the source file agrees.
+    from_file = rlops("data", "show", str(tmp_path / "abc.csv"))
+    labels = [
+        re.findall(r"data fingerprint sha256:[0-9a-f]{64}", out.stdout) for out in (first, second, shown, from_file)
+    ]
+    assert all(len(found) == 1 for found in labels), labels
+    assert len({found[0] for found in labels}) == 1
 
 
 def test_memory_add_and_validate_through_the_cli(tmp_path: Path) -> None:
