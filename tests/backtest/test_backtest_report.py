@@ -157,7 +157,7 @@ def test_single_report_shows_metrics_ci_config_hashes_and_trades_escaped(single:
 
 
 def test_monthly_and_yearly_returns_compound_the_bars() -> None:
-    from ml.backtest.report import monthly_table, yearly_returns, yearly_table
+    from ml.backtest.report.series import monthly_table, yearly_returns, yearly_table
 
     result = synthetic_result()
     returns = result.returns.iloc[1:]
