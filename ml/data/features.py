@@ -7,7 +7,8 @@ decisions (the environment starts after them) rather than filled.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -57,6 +58,19 @@ class FeatureConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> FeatureConfig:
+        """Settings read back from JSON or YAML (where `ma_windows` arrives as a list); unknown keys refused."""
+        settings = dict(values or {})
+        unknown = sorted(set(settings) - {f.name for f in fields(cls)})
+        if unknown:
+            raise RlopsError(
+                f"unknown feature setting(s) {', '.join(unknown)}; known: {', '.join(f.name for f in fields(cls))}"
+            )
+        if "ma_windows" in settings:
+            settings["ma_windows"] = tuple(settings["ma_windows"])
+        return cls(**settings)
 
 
 class FeatureSet(NamedTuple):

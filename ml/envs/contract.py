@@ -58,9 +58,7 @@ class ObservationContract:
         return self.warmup + self.window
 
     def feature_config(self) -> FeatureConfig:
-        values = dict(self.features)
-        values["ma_windows"] = tuple(values.get("ma_windows", ()))
-        return FeatureConfig(**values)
+        return FeatureConfig.from_dict(self.features)
 
     def env_config(self) -> EnvConfig:
         return EnvConfig.from_dict(self.env)
