@@ -10,11 +10,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from ml.data import columns as col
+from ml.data.calendar import Calendar, infer_frame_calendar
 from rlops_core.errors import RlopsError
 
 FloatArray = npt.NDArray[np.float64]
-DAILY_MIN_SPACING = pd.Timedelta(hours=20)
-TRADING_DAYS_PER_YEAR = 252
 
 
 @dataclass(frozen=True)
@@ -53,6 +52,8 @@ class Bars:
     frame: pd.DataFrame
     name: str
     gaps: tuple[Gap, ...] = field(default=())
+    declared_periods_per_year: float | None = None
+    """Bars per year as the dataset declares it (a store's manifest); None: inferred from the calendar."""
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -67,12 +68,16 @@ class Bars:
         return pd.Timedelta(spacing.median())
 
     @property
+    def calendar(self) -> Calendar:
+        """The calendar the timestamps follow (trading days, every day, weekly, intraday, ...)."""
+        return infer_frame_calendar(self.frame, col.SYMBOL, col.TIMESTAMP, f"dataset '{self.name}'")
+
+    @property
     def periods_per_year(self) -> float:
-        """252 for daily bars; for intraday bars, 252 x the median number of bars per trading day."""
-        if self.bar_spacing >= DAILY_MIN_SPACING:
-            return float(TRADING_DAYS_PER_YEAR)
-        per_day = self.frame.groupby([col.SYMBOL, self.frame[col.TIMESTAMP].dt.date]).size().median()
-        return float(TRADING_DAYS_PER_YEAR * per_day)
+        """What annualises this data's metrics: the declared value if any, else the calendar's (ml.data.calendar)."""
+        if self.declared_periods_per_year is not None:
+            return float(self.declared_periods_per_year)
+        return self.calendar.periods_per_year
 
     def panel(self, align: Literal["strict", "intersection"] = "strict") -> Panel:
         """The (time x asset) view. `strict` requires every symbol to have the same timestamps; `intersection`

@@ -17,7 +17,8 @@ import pandas as pd
 
 from ml.data import columns as col
 from ml.data import storage
-from ml.data.bars import DAILY_MIN_SPACING, Bars, Gap
+from ml.data.bars import Bars, Gap
+from ml.data.calendar import DAILY_MIN_SPACING, check_declared
 from ml.data.errors import DataIssue, DataValidationError
 from rlops_core.errors import RlopsError
 
@@ -33,9 +34,11 @@ class LoadOptions:
     tz: str = "UTC"
     gap_policy: Literal["report", "error"] = "report"
     symbol: str | None = None  # for single-asset files without a symbol column; default: the file's stem
+    periods_per_year: float | None = None  # declared bars per year; default: inferred from the calendar
 
     def __post_init__(self) -> None:
         check_tz(self.tz)
+        check_declared(self.periods_per_year, "load options")
         if self.gap_policy not in ("report", "error"):
             raise RlopsError(f"gap policy must be report or error (got '{self.gap_policy}')")
 
@@ -85,7 +88,7 @@ def load_bars(sources: Sequence[str], options: LoadOptions | None = None, name: 
     if gaps and options.gap_policy == "error":
         raise DataValidationError([DataIssue(files[0], f"gap in time: {gap}") for gap in gaps])
     label = name or (PurePosixPath(files[0]).name if len(files) == 1 else f"{len(files)} files")
-    return Bars(frame=combined, name=label, gaps=tuple(gaps))
+    return Bars(frame=combined, name=label, gaps=tuple(gaps), declared_periods_per_year=options.periods_per_year)
 
 
 def _is_dir(source: str) -> bool:

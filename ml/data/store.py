@@ -17,6 +17,7 @@ import pandas as pd
 from ml.data import columns as col
 from ml.data import storage
 from ml.data.bars import Bars
+from ml.data.calendar import check_declared
 from ml.data.fingerprint import fingerprint
 from ml.data.loader import LoadOptions, find_gaps, load_bars
 from rlops_core.errors import RlopsError
@@ -41,6 +42,9 @@ class Manifest:
     created_at: str
     sources: list[str]
     symbols: dict[str, SymbolSummary]
+    # Declared bars per year (`rlops data ingest --periods-per-year`); None: inferred from the calendar. Optional
+    # in the file, so that stores written before it existed still read.
+    periods_per_year: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -59,6 +63,7 @@ class Manifest:
                 data["created_at"],
                 data["sources"],
                 symbols,
+                check_declared(data.get("periods_per_year"), where),
             )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise RlopsError(f"{where}: manifest is not a valid rlops store manifest ({exc})") from exc
@@ -87,8 +92,12 @@ def ingest(sources: Sequence[str], root: str, options: LoadOptions | None = None
 def write_store(bars: Bars, root: str, sources: list[str]) -> IngestResult:
     """Write validated bars as a store; a no-op when the store already holds the same bars."""
     digest = fingerprint(bars.frame)
-    if is_store(root) and read_manifest(root).fingerprint == digest:
-        return IngestResult(read_manifest(root), written=False)
+    declared = bars.declared_periods_per_year
+    if is_store(root):
+        existing = read_manifest(root)
+        # A new declared annualisation is a change too, though the bars are the same.
+        if existing.fingerprint == digest and existing.periods_per_year == declared:
+            return IngestResult(existing, written=False)
     for symbol, group in bars.frame.groupby(col.SYMBOL):
         buffer = io.BytesIO()
         group.reset_index(drop=True).to_parquet(buffer, index=False)
@@ -100,6 +109,7 @@ def write_store(bars: Bars, root: str, sources: list[str]) -> IngestResult:
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         sources=sources,
         symbols=_summaries(bars),
+        periods_per_year=declared,
     )
     storage.write_bytes(storage.join(root, MANIFEST), manifest.to_json().encode())
     return IngestResult(manifest, written=True)
@@ -132,4 +142,9 @@ def load_store(root: str) -> Bars:
     frame[col.TIMESTAMP] = frame[col.TIMESTAMP].dt.as_unit("ns")
     if fingerprint(frame) != manifest.fingerprint:
         raise RlopsError(f"{root}: store contents do not match its manifest fingerprint (modified or partial store)")
-    return Bars(frame=frame, name=manifest.name, gaps=tuple(find_gaps(frame)))
+    return Bars(
+        frame=frame,
+        name=manifest.name,
+        gaps=tuple(find_gaps(frame)),
+        declared_periods_per_year=manifest.periods_per_year,
+    )
