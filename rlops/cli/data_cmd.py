@@ -50,7 +50,10 @@ def show(dataset: Annotated[str, typer.Argument(help="named dataset, file, store
     console = Console()
     console.print(f"[bold]{bars.name}[/bold]: {len(frame)} bars, symbols {', '.join(bars.symbols)}")
     console.print(f"from {frame['timestamp'].min().isoformat()} to {frame['timestamp'].max().isoformat()}")
-    console.print(f"bar spacing {bars.bar_spacing}, {bars.periods_per_year:g} bars per year, {len(bars.gaps)} gap(s)")
+    basis = "declared" if bars.declared_periods_per_year is not None else bars.calendar.kind
+    console.print(
+        f"bar spacing {bars.bar_spacing}, {bars.periods_per_year:g} bars per year ({basis}), {len(bars.gaps)} gap(s)"
+    )
     for gap in bars.gaps[:10]:
         console.print(f"  gap {gap}")
     console.print(labelled(fingerprint(frame)))
@@ -84,12 +87,22 @@ def ingest(
     sources: Annotated[list[str], typer.Argument(help="raw CSV/Parquet files or folders (local or s3://)")],
     to: Annotated[str, typer.Option("--to", help="store folder or s3:// prefix")],
     tz: TzOption = "UTC",
+    periods_per_year: Annotated[
+        float | None,
+        typer.Option(
+            "--periods-per-year", help="bars per year to annualise with (default: inferred from the calendar)"
+        ),
+    ] = None,
 ) -> None:
     """Validate raw files and write a normalised Parquet store with a manifest (no-op if unchanged)."""
+    from dataclasses import replace
+
+    from ml.data.calendar import check_declared
     from ml.data.fingerprint import labelled
     from ml.data.store import ingest as run_ingest
 
-    result = run_ingest(sources, to, _options(tz, "report"))
+    options = replace(_options(tz, "report"), periods_per_year=check_declared(periods_per_year, "--periods-per-year"))
+    result = run_ingest(sources, to, options)
     manifest = result.manifest
     verb = "wrote" if result.written else "unchanged:"
     rows = sum(s.rows for s in manifest.symbols.values())

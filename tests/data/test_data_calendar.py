@@ -104,3 +104,19 @@ def test_a_bad_declared_value_is_refused_by_name(tmp_path: Path) -> None:
     (store / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(RlopsError, match=r"manifest.json: periods_per_year must be a positive number \(got -5\)"):
         resolve_dataset(str(store))
+
+
+def test_ingest_flag_declares_and_show_prints_it(tmp_path: Path) -> None:
+    from tests.core.test_cli import rlops
+
+    write_csv(tmp_path / "btc.csv", crypto_rows(30))
+    store = str(tmp_path / "store")
+    inferred = rlops("data", "show", str(tmp_path / "btc.csv"))
+    assert "365 bars per year (daily, every day of the week)" in inferred.stdout
+    assert (
+        rlops("data", "ingest", str(tmp_path / "btc.csv"), "--to", store, "--periods-per-year", "360").returncode == 0
+    )
+    assert "360 bars per year (declared)" in rlops("data", "show", store).stdout
+    refused = rlops("data", "ingest", str(tmp_path / "btc.csv"), "--to", store, "--periods-per-year", "-1")
+    assert refused.returncode != 0
+    assert "--periods-per-year: periods_per_year must be a positive number (got -1.0)" in refused.stderr
