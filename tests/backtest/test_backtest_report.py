@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import re
 import shutil
@@ -23,8 +24,8 @@ from ml.backtest.trades import TRADE_COLUMNS
 from ml.data import storage
 
 SINGLE_SECTIONS = (
-    "summary", "equity", "drawdown", "rolling", "heatmaps", "distribution", "positions", "turnover", "costs",
-    "metrics", "trades", "config",
+    "summary", "equity", "drawdown", "worst-drawdowns", "rolling", "heatmaps", "distribution", "positions",
+    "turnover", "costs", "metrics", "trades", "config",
 )  # fmt: skip
 SINGLE_CHARTS = (
     "equity", "equity_log", "drawdown", "rolling_sharpe", "rolling_volatility", "monthly_returns", "yearly_returns",
@@ -73,7 +74,7 @@ def synthetic_result(seed: int = 7, bars: int = 620, policy: str = f"ma {HOSTILE
         columns=TRADE_COLUMNS,
     )
     metrics = {"total_return": float(equity[-1] / equity[0] - 1), "sharpe": 0.8123, "max_drawdown": -0.1831,
-               "n_trades": 3, "profit_factor": float("inf"), "a_metric_the_report_has_never_seen": 12.5}  # fmt: skip
+               "n_trades": 2, "profit_factor": float("inf"), "a_metric_the_report_has_never_seen": 12.5}  # fmt: skip
     return BacktestResult(
         policy=policy,
         policy_kind="baseline",
@@ -176,6 +177,76 @@ def test_monthly_and_yearly_returns_compound_the_bars() -> None:
     assert [int(y) for y in years.columns] == [2016, 2017, 2018] and list(years.index) == [result.policy, "benchmark"]
 
 
+def scope_of(text: str) -> tuple[str, str]:
+    """The period and the in-/out-of-sample label of a page's header."""
+    found = re.search(r'<header>.*?<div class="scope" data-scope-period="([^"]*)" data-sample="([^"]*)">', text)
+    assert found, "the page's header names no period and no sample label"
+    return html.unescape(found.group(1)), found.group(2)
+
+
+def test_single_report_shows_its_period_the_benchmark_beside_it_the_worst_drawdowns_and_one_trade_count(
+    single: Path,
+) -> None:
+    from ml.backtest.metrics import compute_metrics
+    from ml.backtest.report.series import periods_per_year, worst_drawdowns
+
+    text = (single / "report.html").read_text()
+    result = BacktestResult.load(str(single))
+    last = pd.DatetimeIndex(result.timeseries.index)[-1]
+    assert scope_of(text) == (f"test period 2016-01-04 → {last:%Y-%m-%d}", "out-of-sample")
+    bench = result.timeseries["benchmark_equity"].pct_change().iloc[1:].to_numpy()
+    theirs = compute_metrics(bench, periods_per_year(result))
+    metrics = text[text.index('id="metrics"') : text.index('id="trades"')]
+    assert "<th>strategy</th><th>benchmark</th>" in metrics
+    assert f'<span data-benchmark="sharpe">{theirs.sharpe:,.4f}</span>' in metrics
+    assert f'<span data-benchmark="max_drawdown">{theirs.max_drawdown:.2%}</span>' in metrics
+    assert '<span data-benchmark="n_trades">–</span>' in metrics  # the benchmark has no book to count
+    worst = worst_drawdowns(result.equity)
+    table = text[text.index('id="worst-drawdowns"') : text.index('id="rolling"')]
+    assert table.count("<tr>") == 1 + 5 and f"<td>{worst['depth'][0]:.2%}</td>" in table
+    assert f"<td>{worst['start'][0]:%Y-%m-%d}</td><td>{worst['trough'][0]:%Y-%m-%d}</td>" in table
+    # n_trades counts closed round trips; the open one is listed under Trades and shown beside the count.
+    assert result.metrics["n_trades"] == int((~result.trades["open"]).sum()) == 2
+    assert '<span data-trades="n_trades">2</span><span class="ci">+1 open</span>' in text
+    assert "2 closed round trip(s)" in text and "1 still open at the end" in text
+
+
+def test_worst_drawdowns_count_episodes_as_the_metrics_do() -> None:
+    from ml.backtest.metrics import drawdown_durations, max_drawdown
+    from ml.backtest.report.series import worst_drawdowns
+
+    index = pd.date_range("2020-01-01", periods=7, tz="UTC")
+    equity = pd.Series([100.0, 110.0, 99.0, 105.0, 111.0, 90.0, 95.0], index=index)
+    worst = worst_drawdowns(equity)
+    assert worst["depth"].tolist() == pytest.approx([90 / 111 - 1, 99 / 110 - 1])
+    assert list(worst["start"]) == [index[4], index[1]] and list(worst["trough"]) == [index[5], index[2]]
+    assert pd.isna(worst["recovery"][0]) and worst["recovery"][1] == index[4]
+    assert worst["bars"].tolist() == [2, 3]
+    returns = equity.pct_change().iloc[1:]
+    assert drawdown_durations(returns) == (2, 3) and max_drawdown(returns) == pytest.approx(90 / 111 - 1)
+    assert worst_drawdowns(pd.Series([1.0, 2.0, 3.0], index=index[:3])).empty
+
+
+def test_a_result_without_a_benchmark_gets_buy_and_hold_of_its_closes_or_says_it_has_none() -> None:
+    from ml.backtest.report.series import in_sample, with_benchmark
+    from ml.backtest.report.single import render_result
+
+    result = synthetic_result(bars=60)
+    bare = result.timeseries.drop(columns="benchmark_equity")
+    aaa, bbb = np.linspace(10.0, 12.0, 60), np.linspace(20.0, 19.0, 60)
+    priced = bare.assign(close_AAA=aaa, **{"close_B&B": bbb})
+    derived, source = with_benchmark(dataclasses.replace(result, timeseries=priced))
+    assert source == "equal-weight buy-and-hold of the result's closes, without costs"
+    expected = bare["equity"].iloc[0] * (aaa / aaa[0] + bbb / bbb[0]) / 2
+    np.testing.assert_allclose(derived.timeseries["benchmark_equity"].to_numpy(), expected, rtol=1e-12)
+    unpriced, none = with_benchmark(dataclasses.replace(result, timeseries=bare))
+    assert none == "" and "benchmark_equity" not in unpriced.timeseries.columns
+    text, _ = render_result(dataclasses.replace(result, timeseries=bare, period="train"))
+    assert "carries no benchmark" in text and "<th>strategy</th>" not in text
+    assert scope_of(text)[1] == "in-sample"
+    assert not in_sample(result) and in_sample(dataclasses.replace(result, period="train"))
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # headless Chromium
 
@@ -266,6 +337,8 @@ def test_batch_report_ranks_cells_explains_deflated_sharpe_and_shows_failures(tm
     assert "cells/0001/report.html" not in text
     leaderboard = text[text.index('id="leaderboard"') : text.index('id="comparison"')]
     assert leaderboard.index("baseline:p0") < leaderboard.index("baseline:p1") < leaderboard.index("runs/missing.pt")
+    last = pd.DatetimeIndex(synthetic_result(seed=0, bars=300).timeseries.index)[-1]
+    assert scope_of(text) == (f"test period 2016-01-04 → {last:%Y-%m-%d}", "out-of-sample")
 
 
 @pytest.fixture
@@ -325,6 +398,8 @@ def test_write_report_names_what_is_wrong_with_a_run_dir(tmp_path: Path, damage:
 
 def test_rlops_report_on_a_real_backtest_prints_the_report_path(tmp_path: Path) -> None:
     from ml.backtest.engine import backtest
+    from ml.backtest.report.page import span_text
+    from ml.backtest.report.series import worst_drawdowns
 
     result = backtest("baseline:buy_and_hold", "sp500")
     result.save(str(tmp_path))
@@ -338,3 +413,10 @@ def test_rlops_report_on_a_real_backtest_prints_the_report_path(tmp_path: Path) 
     assert f"95% CI [{low:,.4f}, {high:,.4f}]" in text
     assert result.dataset_fingerprint in text and "buy_and_hold on sp500 (test)" in text
     assert sorted(p.stem for p in (tmp_path / "charts").glob("*.png")) == sorted(SINGLE_CHARTS)
+    # Buy-and-hold holds one trade open to the end: n_trades (closed ones) is 0 on every part of the page.
+    closed = int((~result.trades["open"]).sum())
+    assert result.metrics["n_trades"] == closed and f'<span data-trades="n_trades">{closed}</span>' in text
+    worst = worst_drawdowns(result.equity)
+    assert worst["depth"][0] == pytest.approx(result.metrics["max_drawdown"], rel=1e-12)
+    assert worst["bars"][0] == result.metrics["max_drawdown_duration"]
+    assert scope_of(text) == (f"test period {span_text(result.period_start, result.period_end)}", "out-of-sample")

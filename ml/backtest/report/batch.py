@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -11,7 +12,8 @@ import numpy as np
 from ml.backtest.report.charts import STRATEGY_COLOR, png
 from ml.backtest.report.load import REPORT, Batch
 from ml.backtest.report.markup import PERCENT_METRICS, config_block, esc, fmt_number, img, section, table, tile
-from ml.backtest.report.page import page
+from ml.backtest.report.page import Scope, page, span_text
+from ml.backtest.result import SUMMARY
 from ml.data import storage
 
 MAX_BAR_CELLS = 40  # cells drawn in the batch comparison chart; the table lists all of them
@@ -95,7 +97,9 @@ def _cell_link(batch: Batch, cell: int, reports: set[int]) -> str:
 
 def leaderboard_table(batch: Batch, reports: set[int]) -> str:
     board = batch.leaderboard
-    metric_columns = [c for c in (batch.metric, "sharpe", "total_return", "max_drawdown") if c in board.columns]
+    metric_columns = [
+        c for c in (batch.metric, "sharpe", "total_return", "max_drawdown", "n_trades") if c in board.columns
+    ]
     metric_columns = list(dict.fromkeys(metric_columns))
     columns = [c for c in LEADERBOARD_COLUMNS if c in board.columns] + metric_columns
     has_ci = {"sharpe_ci_low", "sharpe_ci_high"} <= set(board.columns)
@@ -130,6 +134,32 @@ def failed_table(batch: Batch) -> str:
     return table(["cell", "policy", "dataset", "period", "params", "error"], rows, "failed")
 
 
+def batch_scope(batch: Batch) -> Scope:
+    """The periods the batch's cells were scored on, with dates read from one saved cell per period, and whether
+    they are in-sample (a cell's own `in_sample` flag where it has one; otherwise only the train split is)."""
+    board = batch.leaderboard
+    periods = [str(p) for p in dict.fromkeys(board["period"])] if "period" in board.columns else []
+    saved = set(batch.cell_dirs)
+    parts, flags = [], set()
+    for period in periods:
+        cells = [int(c) for c in board.loc[board["period"].astype(str) == period, "cell"] if int(c) in saved]
+        summary: dict[str, Any] = {}
+        if cells:
+            where = storage.join(batch.location, "cells", f"{cells[0]:04d}", SUMMARY)
+            try:
+                summary = json.loads(storage.read_bytes(where))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                summary = {}  # load_batch found the file; an unreadable one only costs the dates here
+        dates = summary.get("period_start"), summary.get("period_end")
+        parts.append(f"{period} period" + (f" {span_text(*dates)}" if all(dates) else ""))
+        flag = summary.get("in_sample")
+        flags.add(bool(flag) if isinstance(flag, bool) else period == "train")
+    if "in_sample" in board.columns:
+        flags = {bool(v) for v in board["in_sample"]}
+    sample = flags.pop() if len(flags) == 1 else (None if flags else False)
+    return Scope("; ".join(parts) or "period not recorded", sample)
+
+
 def render_batch(batch: Batch, reports: set[int] | None = None) -> tuple[str, dict[str, bytes]]:
     charts = {"leaderboard": chart_batch(batch)}
     board = batch.leaderboard
@@ -156,4 +186,4 @@ def render_batch(batch: Batch, reports: set[int] | None = None) -> tuple[str, di
         section("config", "Grid", config_block(batch.grid) if batch.grid is not None
                  else '<p class="empty">grid.json is missing.</p>'),
     ]  # fmt: skip
-    return page(f"Batch backtest: {len(board)} cells ranked by {batch.metric}", sections), charts
+    return page(f"Batch backtest: {len(board)} cells ranked by {batch.metric}", sections, batch_scope(batch)), charts

@@ -7,9 +7,47 @@ decoded; the headless-browser test reads that element back (docs/reports.md).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pandas as pd
+
 from ml.backtest.report.markup import Section, esc
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a page's numbers were measured on, shown in every page's header: a reader must never have to guess.
+
+    `in_sample` is None when a page mixes in-sample and out-of-sample results.
+    """
+
+    period: str  # e.g. "test 2016-01-04 → 2018-05-31"
+    in_sample: bool | None
+
+    @property
+    def label(self) -> str:
+        return "mixed in- and out-of-sample" if self.in_sample is None else SAMPLE_LABELS[self.in_sample]
+
+
+SAMPLE_LABELS = {True: "in-sample", False: "out-of-sample"}
+
+
+def span_text(start: object, end: object) -> str:
+    """Two timestamps as `start → end`: dates alone when both fall on midnight, as daily bars do."""
+    try:
+        first, last = pd.Timestamp(str(start)), pd.Timestamp(str(end))
+    except ValueError:
+        return f"{start} → {end}"
+    daily = all(t == t.normalize() for t in (first, last))
+    return f"{stamp_text(first, daily)} → {stamp_text(last, daily)}"
+
+
+def stamp_text(stamp: pd.Timestamp, daily: bool | None = None) -> str:
+    """A bar's timestamp as a date when it falls on midnight (or `daily` says so), else to the minute."""
+    daily = stamp == stamp.normalize() if daily is None else daily
+    return stamp.strftime("%Y-%m-%d") if daily else stamp.isoformat(timespec="minutes")
+
 
 CSS = """
 :root { --ink: #1b1f24; --muted: #5b6470; --line: #d9dee4; --accent: #1f5fa8; --bad: #b03a2e; }
@@ -18,6 +56,10 @@ body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, 
 header { padding: 18px 28px 10px; border-bottom: 1px solid var(--line); }
 header h1 { margin: 0 0 4px; font-size: 20px; }
 header .meta { color: var(--muted); font-size: 12px; }
+header .scope { font-size: 13px; margin: 0 0 4px; }
+.sample { border-radius: 4px; padding: 1px 7px; font-weight: 600; font-size: 12px; color: #fff; }
+.sample.out-of-sample { background: #1e7b45; }
+.sample.in-sample, .sample.mixed { background: #b9770e; }
 nav { padding: 6px 28px; border-bottom: 1px solid var(--line); position: sticky; top: 0; background: #fff;
       z-index: 1; font-size: 13px; }
 nav a { margin-right: 12px; color: var(--accent); text-decoration: none; }
@@ -135,15 +177,20 @@ PAGE_JS = """
 """
 
 
-def page(title: str, sections: Sequence[Section]) -> str:
+def page(title: str, sections: Sequence[Section], scope: Scope) -> str:
     nav = "".join(f'<a href="#{esc(s.key)}">{esc(s.title)}</a>' for s in sections)
     generated = datetime.now(UTC).isoformat(timespec="seconds")
+    sample = "mixed" if scope.in_sample is None else SAMPLE_LABELS[scope.in_sample]
+    scope_line = (
+        f'<div class="scope" data-scope-period="{esc(scope.period)}" data-sample="{esc(sample)}">'
+        f'<span class="sample {esc(sample)}">{esc(scope.label)}</span> {esc(scope.period)}</div>'
+    )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}</style><script>{GUARD_JS}</script></head>"
-        f'<body data-report="rlops"><header><h1>{esc(title)}</h1>'
+        f'<body data-report="rlops"><header><h1>{esc(title)}</h1>{scope_line}'
         f'<div class="meta">rlops report · generated {esc(generated)}</div></header>'
         f"<nav>{nav}</nav><main>{''.join(s.html for s in sections)}</main>"
         '<div id="report-status" data-state="loading" data-errors="0"></div>'

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
 from ml.backtest.result import BacktestResult
+
+CLOSE_PREFIX = "close_"
 
 
 def periods_per_year(result: BacktestResult) -> float:
@@ -83,3 +87,52 @@ def yearly_table(result: BacktestResult) -> pd.DataFrame:
 def asset_weights(ts: pd.DataFrame) -> pd.DataFrame:
     weights = ts[[c for c in ts.columns if c.startswith("weight_")]]
     return weights.rename(columns=lambda c: c.removeprefix("weight_"))
+
+
+def with_benchmark(result: BacktestResult) -> tuple[BacktestResult, str]:
+    """`result` with a complete `benchmark_equity` column where one can be had, and where it came from ("" if none).
+
+    A backtest run by `ml.backtest.engine` carries its benchmark; a result from elsewhere may carry only the assets'
+    closes (`close_<symbol>`), from which an equal-weight buy-and-hold without costs is the fairest stand-in.
+    """
+    ts = result.timeseries
+    if has_benchmark(ts):
+        name = result.config.get("backtest", {}).get("benchmark", "buy_and_hold")
+        return result, f"{name} of the same assets, run by the backtest under the same costs"
+    closes = ts[[c for c in ts.columns if c.startswith(CLOSE_PREFIX)]].astype(float)
+    if closes.shape[1] and bool(closes.notna().all().all()) and bool((closes.iloc[0] > 0).all()):
+        growth = (closes / closes.iloc[0]).mean(axis=1)
+        derived = ts.assign(benchmark_equity=float(ts["equity"].iloc[0]) * growth)
+        return replace(result, timeseries=derived), "equal-weight buy-and-hold of the result's closes, without costs"
+    return result, ""
+
+
+def in_sample(result: BacktestResult) -> bool:
+    """The result's own `in_sample` flag where it has one; otherwise only the train split is in-sample."""
+    flag = getattr(result, "in_sample", None)
+    return bool(flag) if isinstance(flag, bool | np.bool_) else result.period == "train"
+
+
+DRAWDOWN_COLUMNS = ("start", "trough", "recovery", "depth", "bars")
+
+
+def worst_drawdowns(equity: pd.Series, top: int = 5) -> pd.DataFrame:
+    """The `top` deepest drawdown episodes of `equity`, deepest first, counted as `metrics.drawdown_durations` does.
+
+    An episode starts at the bar of its peak and recovers on the first bar back at or above that peak (`recovery`
+    is NaT when it never does); `bars` runs from the peak to the recovery, or to the last bar.
+    """
+    curve = equity.to_numpy(dtype=float)
+    peaks = np.maximum.accumulate(curve)
+    depth = curve / peaks - 1.0
+    edges = np.diff((curve < peaks).astype(np.int8))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) + 1
+    rows = []
+    for k, peak in enumerate(starts.tolist()):
+        stop = int(ends[k]) if k < len(ends) else None
+        trough = peak + int(np.argmin(depth[peak : stop if stop is not None else len(curve)]))
+        last = stop if stop is not None else len(curve) - 1
+        rows.append((equity.index[peak], equity.index[trough], equity.index[stop] if stop is not None else pd.NaT,
+                     float(depth[trough]), last - peak))  # fmt: skip
+    frame = pd.DataFrame(rows, columns=list(DRAWDOWN_COLUMNS))
+    return frame.sort_values("depth", kind="stable").head(top).reset_index(drop=True)
