@@ -272,6 +272,7 @@ def deflate_trials(
     periods_per_year: npt.ArrayLike,
     *,
     n_trials: int | None = None,
+    trial_sharpe_variance: float | None = None,
 ) -> DeflatedSharpe:
     """Deflated Sharpe ratio of a batch of trials given by their summary statistics, one array entry per trial.
 
@@ -280,7 +281,8 @@ def deflate_trials(
     trial's number of returns and moments. The variance of the per-period Sharpe ratios across trials sets the luck
     threshold SR* (:func:`expected_max_sharpe`), and every trial's PSR against SR* is reported, the best trial's
     being the DSR. ``n_trials`` counts trials searched but not given (a search that kept only some runs); it
-    defaults to the number given.
+    defaults to the number given. ``trial_sharpe_variance`` (per-period) replaces the variance of the given trials
+    when the search's Sharpe ratios are known beyond them (``trial_count.count_trials``).
     """
     names = ("sharpe", "n_obs", "skew", "excess_kurtosis", "periods_per_year")
     arrays = [
@@ -300,7 +302,12 @@ def deflate_trials(
     if trials < m:
         raise RlopsError(f"n_trials: {n_trials!r} is fewer than the {m} trials given")
     per_period = sr / np.sqrt(ppy)
-    variance = float(np.var(per_period, ddof=1)) if m > 1 else 0.0
+    if trial_sharpe_variance is not None and not (math.isfinite(trial_sharpe_variance) and trial_sharpe_variance >= 0):
+        raise RlopsError(f"trial_sharpe_variance: must be a finite number >= 0, got {trial_sharpe_variance!r}")
+    if trial_sharpe_variance is not None:
+        variance = float(trial_sharpe_variance)
+    else:
+        variance = float(np.var(per_period, ddof=1)) if m > 1 else 0.0
     threshold = expected_max_sharpe(trials, variance)
     dsr = _psr(per_period, obs, sk, ku, threshold)
     best = int(np.argmax(per_period))

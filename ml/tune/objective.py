@@ -8,6 +8,7 @@ ever asks for.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, replace
 from typing import Any
@@ -66,8 +67,11 @@ def build_payload(dataset: str, env: dict[str, Any], folds: int, metric: str, mo
     return Payload(source, validation_windows(dataset, source, folds), dataset, metric, mode)
 
 
-def score(policy: Any, payload: Payload) -> tuple[float, dict[str, float]]:
-    """The mean of the metric over the validation windows, and each window's full metric set (prefixed)."""
+def score(policy: Any, payload: Payload) -> tuple[float, dict[str, float | str]]:
+    """The mean of the metric over the validation windows, each window's metric (prefixed) when there are several,
+    the mean validation Sharpe (``val_sharpe``, when the metric is not Sharpe itself) and every validation bar's
+    return (``val_returns``, a JSON list over the windows in order): what the pipeline's trial count and PBO read.
+    """
     from ml.backtest.baselines import baseline
     from ml.backtest.engine import BacktestConfig, _assemble, run_env
     from ml.backtest.policies import resolve_policy
@@ -76,7 +80,9 @@ def score(policy: Any, payload: Payload) -> tuple[float, dict[str, float]]:
     resolved = resolve_policy(policy)
     env_config: EnvConfig = payload.source.env_config
     values: list[float] = []
-    details: dict[str, float] = {}
+    details: dict[str, float | str] = {}
+    sharpes: list[float] = []
+    returns: list[float] = []
     for window in payload.windows:
         env = TradingEnv(window.market, env_config, record=True)
         log = run_env(env, resolved.build(env.sim))
@@ -86,8 +92,14 @@ def score(policy: Any, payload: Payload) -> tuple[float, dict[str, float]]:
         # The engine's own assembly, so a trial's score is the number `rlops backtest` prints for that window.
         result = _assemble(resolved, payload.dataset, config, env_config, window.market, log, bench_log, window.span)
         values.append(float(result.metrics[payload.metric]))
+        sharpes.append(float(result.metrics["sharpe"]))
+        returns.extend(result.returns.to_numpy()[1:].tolist())  # the first row is the start, before any fill
         if len(payload.windows) > 1:
             details[f"val_{payload.metric}_{window.label}"] = values[-1]
+    if payload.metric != "sharpe":
+        details["val_sharpe"] = sum(sharpes) / len(sharpes)
+    # A string, not a list: Tune would log a list as a TensorBoard histogram on every report.
+    details["val_returns"] = json.dumps(returns)
     mean = sum(values) / len(values)
     if not math.isfinite(mean):
         mean = -WORST if payload.mode == "max" else WORST

@@ -11,7 +11,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -23,6 +23,15 @@ from ml.tune.objective import Payload, build_payload
 from ml.tune.settings import SETTINGS_FILE, TuneSettings
 from ml.tune.spaces import SearchSpace, agent_config, build_space
 from ml.tune.trainable import TrialPlan, metric_key, train_fn
+from ml.tune.trials import (
+    OVERFITTING_FILE,
+    RETURNS_FILE,
+    SHARPE,
+    best_report,
+    report_sharpe,
+    returns_matrix,
+    tuning_overfitting,
+)
 from rlops_core.errors import RlopsError
 
 if TYPE_CHECKING:
@@ -342,6 +351,7 @@ class TuneOutcome:
     leaderboard: Any  # pandas.DataFrame
     best_config: dict[str, Any] | None
     best_checkpoint: str | None
+    overfitting: dict[str, Any] = field(default_factory=dict)  # the trials' PBO, or why there is none
 
 
 def _results(grid: ResultGrid) -> list[Any]:
@@ -364,6 +374,8 @@ def leaderboard(results: ResultGrid, key: str, mode: str) -> Any:
                 "iterations": int(metrics.get("training_iteration", 0) or 0),
                 f"best_{key}": float(best),
                 f"last_{key}": float(metrics.get(key, float("nan")) or float("nan")),
+                # The validation Sharpe of the report the trial ranks by: what the trial count's variance uses.
+                SHARPE: report_sharpe(best_report(history, key, mode)),
                 "node_id": metrics.get("node_id"),
                 **{f"config/{k}": v for k, v in (result.config or {}).items()},
                 "error": type(result.error).__name__ + f": {result.error}" if result.error is not None else "",
@@ -392,9 +404,10 @@ def write_outputs(prepared: Prepared, results: ResultGrid) -> TuneOutcome:
         board.astype({"node_id": "string", "error": "string"}).to_parquet(buffer, index=False)
         with storage.filesystem.open_output_stream(f"{experiment}/leaderboard.parquet") as stream:
             stream.write(buffer.getvalue())
+    overfitting = _write_trial_returns(storage, experiment, results, board, key, mode)
     ok = [r for r in _results(results) if r.error is None and r.metrics and key in r.metrics]
     if not ok:
-        return TuneOutcome(settings.experiment_path, board, None, None)
+        return TuneOutcome(settings.experiment_path, board, None, None, overfitting)
     best = results.get_best_result(key, mode, scope="all", filter_nan_and_inf=True)
     sampled = {k: v for k, v in (best.config or {}).items()}
     best_config = {
@@ -416,4 +429,27 @@ def write_outputs(prepared: Prepared, results: ResultGrid) -> TuneOutcome:
             destination_filesystem=storage.filesystem,
         )
         best_path = f"{settings.experiment_path}/best"
-    return TuneOutcome(settings.experiment_path, board, best_config, best_path)
+    return TuneOutcome(settings.experiment_path, board, best_config, best_path, overfitting)
+
+
+def _write_trial_returns(
+    storage: Storage, experiment: str, results: ResultGrid, board: Any, key: str, mode: str
+) -> dict[str, Any]:
+    """Every trial's best-report validation returns (columns in leaderboard order) and their PBO."""
+    import io
+    import json
+
+    rows = {
+        str((r.metrics or {}).get("trial_id", os.path.basename(r.path))): best_report(r.metrics_dataframe, key, mode)
+        for r in _results(results)
+    }
+    order = [str(t) for t in board["trial_id"]] if not board.empty else []
+    matrix = returns_matrix([(trial, rows.get(trial)) for trial in order])
+    if not matrix.empty:
+        buffer = io.BytesIO()
+        matrix.to_parquet(buffer, index=False)
+        with storage.filesystem.open_output_stream(f"{experiment}/{RETURNS_FILE}") as stream:
+            stream.write(buffer.getvalue())
+    overfitting = tuning_overfitting(matrix)
+    storage.write_text(f"{experiment}/{OVERFITTING_FILE}", json.dumps(overfitting, indent=2))
+    return overfitting

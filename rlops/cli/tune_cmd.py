@@ -76,6 +76,9 @@ def tune(
         )
         outcome = run_tune(settings)
     print_summary(outcome.leaderboard, outcome.experiment)
+    from ml.backtest.overfitting import describe
+
+    typer.echo(f"tuning leaderboard: {describe(outcome.overfitting)}")
     if outcome.best_checkpoint:
         typer.echo(f"best config: {outcome.experiment}/best_config.yaml; best checkpoint: {outcome.best_checkpoint}")
 

@@ -76,6 +76,11 @@ def test_smoke_run_of_each_algorithm_and_search(tmp_path: Path, algo: str, searc
         # With one report per trial the best checkpoint is the one scored: its score is the backtester's number.
         result = backtest(str(exp / "best" / "agent.pt"), "sp500", BacktestConfig(period="validation"))
         assert top["best_val_sharpe"] == pytest.approx(result.metrics["sharpe"], rel=1e-9)
+        # Each trial's validation returns are kept for PBO: the top trial's are the backtest's own, bar for bar.
+        matrix = pd.read_parquet(exp / "trial_returns.parquet")
+        assert list(matrix.columns) == list(board["trial_id"])
+        assert matrix[top["trial_id"]].to_numpy() == pytest.approx(result.returns.to_numpy()[1:], abs=1e-15)
+        assert top["val_sharpe"] == top["best_val_sharpe"]
 
 
 def test_asha_stops_weak_trials_early(tmp_path: Path) -> None:
@@ -87,6 +92,11 @@ def test_asha_stops_weak_trials_early(tmp_path: Path) -> None:
     assert iterations.max() == 4
     assert iterations.min() < 4
     assert iterations.sum() < 6 * 4
+    # Six trials, each taken at its best report, over the validation bars: enough configurations for a PBO.
+    saved = json.loads((tmp_path / "exp" / "overfitting.json").read_text())
+    assert saved == outcome.overfitting
+    assert saved["n_configs"] == 6 and saved["combinations"] == 70 and 0.0 <= saved["pbo"] <= 1.0
+    assert outcome.leaderboard["val_sharpe"].notna().all()
 
 
 def test_pbt_runs_with_mutations(tmp_path: Path) -> None:
