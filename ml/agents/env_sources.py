@@ -120,19 +120,26 @@ class MarketSource:
 
 
 def trading_source(
-    dataset: str, period: str = "train", env: dict[str, Any] | None = None, features: dict[str, Any] | None = None
+    dataset: str,
+    period: str = "train",
+    env: dict[str, Any] | None = None,
+    features: dict[str, Any] | None = None,
+    split: dict[str, Any] | None = None,
 ) -> MarketSource:
-    """The trading env on one period (train / validation / test) of a dataset."""
+    """The trading env on one period (train / validation / test) of a dataset, cut by `split` (a `SplitConfig`
+    mapping; default dates by fractions); the split travels in the description, so checkpoints record it."""
     from ml.data.features import FeatureConfig
+    from ml.data.splits import SplitConfig
     from ml.envs import EnvConfig
     from ml.envs import EnvSpec as TradingEnvSpec
     from ml.envs.contract import observation_contract
 
-    feature_values = dict(features or {})
-    if "ma_windows" in feature_values:
-        feature_values["ma_windows"] = tuple(feature_values["ma_windows"])
     spec = TradingEnvSpec(
-        dataset=dataset, period=period, env=EnvConfig.from_dict(env or {}), features=FeatureConfig(**feature_values)
+        dataset=dataset,
+        period=period,
+        env=EnvConfig.from_dict(env or {}),
+        features=FeatureConfig.from_dict(features),
+        split=SplitConfig.from_dict(split),
     )
     description = {
         "kind": "trading",
@@ -140,6 +147,7 @@ def trading_source(
         "period": period,
         "env": spec.env.to_dict(),
         "features": spec.features.to_dict(),
+        "split": spec.split.to_dict(),
     }
     data = spec.data()
     contract = observation_contract(data, spec.env, data.split.part(period), dataset).to_dict()
@@ -158,10 +166,13 @@ def source_from_description(description: dict[str, Any]) -> EnvSource:
     if kind == "gym":
         return GymSource(str(description["env_id"]))
     if kind == "trading":
+        from ml.data.splits import LEGACY_SPLIT
+
         return trading_source(
             str(description["dataset"]),
             str(description["period"]),
             dict(description["env"]),
             dict(description.get("features", {})),
+            dict(description.get("split") or LEGACY_SPLIT.to_dict()),
         )
     raise RlopsError(f"cannot rebuild an environment of kind {kind!r} (recorded: {description})")

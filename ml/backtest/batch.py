@@ -27,6 +27,7 @@ from ml.backtest.metrics import METRIC_NAMES
 from ml.backtest.policies import policy_params
 from ml.backtest.result import BacktestResult
 from ml.data import storage
+from ml.data.splits import SplitConfig
 from ml.envs.config import EnvConfig
 from rlops_core.errors import RlopsError
 
@@ -55,6 +56,8 @@ class Grid:
     seed: int = 0
     risk_free: float = 0.0
     bootstrap_samples: int = 1000
+    # The train / validation / test cut (SplitConfig keys); None: each checkpoint's own, the default for baselines.
+    split: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         problem = self._problem()
@@ -92,6 +95,11 @@ class Grid:
             return f"executor must be process or ray (got '{self.executor}')"
         if self.workers < 1:
             return f"workers must be >= 1 (got {self.workers})"
+        if self.split is not None:
+            try:
+                SplitConfig.from_dict(self.split)
+            except RlopsError as exc:
+                return str(exc)
         return None
 
     @classmethod
@@ -129,7 +137,18 @@ class Grid:
                 seen.setdefault(json.dumps(own, sort_keys=True, default=str), own)
             combos.extend(itertools.product([policy], self.datasets, periods, self.env, seen.values()))
         return [
-            Cell(i, policy, dataset, period, env, params, self.seed, self.risk_free, self.bootstrap_samples)
+            Cell(
+                i,
+                policy,
+                dataset,
+                period,
+                env,
+                params,
+                self.seed,
+                self.risk_free,
+                self.bootstrap_samples,
+                self.split,
+            )
             for i, (policy, dataset, period, env, params) in enumerate(combos)
         ]
 
@@ -152,11 +171,13 @@ class Cell:
     seed: int
     risk_free: float
     bootstrap_samples: int
+    split: dict[str, Any] | None = None
 
     def config(self) -> BacktestConfig:
         return BacktestConfig(
             period=self.period,
             env=self.env,
+            split=self.split,
             params=self.params,
             seed=self.seed,
             risk_free=self.risk_free,

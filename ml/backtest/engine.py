@@ -15,7 +15,7 @@ from ml.backtest.result import BacktestResult, CostBreakdown
 from ml.backtest.stats import bootstrap_sharpe_ci
 from ml.backtest.trades import extract_trades
 from ml.data.features import FeatureConfig
-from ml.data.splits import Span, walk_forward
+from ml.data.splits import Span, SplitConfig, walk_forward
 from ml.envs.config import EnvConfig
 from ml.envs.factory import prepared
 from ml.envs.market import MarketData, PreparedData
@@ -31,11 +31,13 @@ class BacktestConfig:
 
     `period` is train, validation or test (the dataset's date split), or `wf:K/N` for the K-th of N
     walk-forward windows covering the validation and test span. `env` overrides environment settings on top of
-    the policy's own (a checkpoint brings the window and action interface it was trained with).
+    the policy's own (a checkpoint brings the window and action interface it was trained with). `split` (a
+    `SplitConfig` mapping) cuts the dataset; None means the split a checkpoint recorded, else the default one.
     """
 
     period: str = "test"
     env: dict[str, Any] = field(default_factory=dict)
+    split: dict[str, Any] | None = None
     params: dict[str, Any] = field(default_factory=dict)  # baseline parameters (e.g. fast/slow for ma_crossover)
     seed: int = 0
     risk_free: float = 0.0
@@ -73,6 +75,13 @@ def _env_config(policy: ResolvedPolicy, config: BacktestConfig) -> EnvConfig:
     return EnvConfig.from_dict(settings)
 
 
+def split_of(policy: ResolvedPolicy, config: BacktestConfig) -> SplitConfig:
+    """The split to score on: the one asked for, else the checkpoint's own (so its test split is the one its
+    training never saw), else the default."""
+    chosen = config.split if config.split is not None else policy.split_settings
+    return SplitConfig.from_dict(chosen)
+
+
 def _features(policy: ResolvedPolicy) -> FeatureConfig:
     values = dict(policy.feature_settings)
     if "ma_windows" in values:
@@ -97,7 +106,7 @@ def backtest(policy: Any, data: str = "sp500", config: BacktestConfig | None = N
     config = config or BacktestConfig()
     resolved = resolve_policy(policy, config.params, config.seed)
     env_config = _env_config(resolved, config)
-    prepared_data = prepared(data, _features(resolved))
+    prepared_data = prepared(data, _features(resolved), split_of(resolved, config))
     span = resolve_period(prepared_data, config.period)
     market = prepared_data.market(span, env_config.window)
     env = TradingEnv(market, env_config, record=True)
@@ -156,7 +165,7 @@ def _assemble(
         benchmark=benchmark,
         positions=shares[1:],
         traded_value=series["traded_value"].to_numpy()[1:],
-        nav=series["equity"].to_numpy()[:-1],  # the equity each bar's orders were sized on
+        gross_exposure=series["gross_exposure"].to_numpy()[:-1],
         trade_pnl=trades.loc[~trades["open"], "pnl"].to_numpy(),
     )
     low, high = bootstrap_sharpe_ci(

@@ -21,7 +21,15 @@ import pandas as pd
 
 from ml.agents.policy import Policy
 from ml.backtest.batch import Cell, CellOutcome
-from ml.backtest.engine import BacktestConfig, _assemble, _env_config, _features, benchmark_log, resolve_period
+from ml.backtest.engine import (
+    BacktestConfig,
+    _assemble,
+    _env_config,
+    _features,
+    benchmark_log,
+    resolve_period,
+    split_of,
+)
 from ml.backtest.fork_map import fork_map
 from ml.backtest.policies import BASELINE_PREFIX, ResolvedPolicy, resolve_policy
 from ml.backtest.vectorized import SweepResult, sweep
@@ -85,7 +93,8 @@ def _plan(cell: Cell, resolved: dict[str, ResolvedPolicy | None]) -> _Planned | 
             return None
         env_config = _env_config(policy, config)
         features = _features(policy)
-        data = prepared(cell.dataset, features)
+        split = split_of(policy, config)
+        data = prepared(cell.dataset, features, split)
         span = resolve_period(data, cell.period)
         market = data.market(span, env_config.window)
     except Exception:  # the per-cell run meets the same error and reports it as `backtest` words it
@@ -100,7 +109,9 @@ def _plan(cell: Cell, resolved: dict[str, ResolvedPolicy | None]) -> _Planned | 
         or observation_size(market, env_config) != policy.obs_dim
     ):
         return None
-    market_key = json.dumps([cell.dataset, cell.period, features.to_dict()], sort_keys=True, default=str)
+    market_key = json.dumps(
+        [cell.dataset, cell.period, features.to_dict(), split.to_dict()], sort_keys=True, default=str
+    )
     return _Planned(cell, policy, config, env_config, market, market_key, span)
 
 

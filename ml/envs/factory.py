@@ -10,6 +10,7 @@ from functools import cache
 
 from ml.data.features import FeatureConfig
 from ml.data.resolve import resolve_dataset
+from ml.data.splits import SplitConfig
 from ml.envs.batched import BatchedTradingEnv
 from ml.envs.config import EnvConfig
 from ml.envs.market import MarketData, PreparedData, prepare
@@ -17,20 +18,21 @@ from ml.envs.trading_env import TradingEnv
 
 
 @cache
-def prepared(dataset: str, feature_config: FeatureConfig) -> PreparedData:
-    """Datasets are loaded and featurised once per process, however many envs are built from them."""
-    return prepare(resolve_dataset(dataset), feature_config)
+def prepared(dataset: str, feature_config: FeatureConfig, split: SplitConfig | None = None) -> PreparedData:
+    """Datasets are loaded and featurised once per process (and split), however many envs are built from them."""
+    return prepare(resolve_dataset(dataset), feature_config, split or SplitConfig())
 
 
 @dataclass(frozen=True)
 class EnvSpec:
     dataset: str = "sp500"
-    period: str = "train"  # train | validation | test
+    period: str = "train"  # train | validation | test | train+validation
     env: EnvConfig = field(default_factory=EnvConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
 
     def data(self) -> PreparedData:
-        return prepared(self.dataset, self.features)
+        return prepared(self.dataset, self.features, self.split)
 
     def market(self) -> MarketData:
         return self.data().market(self.period, self.env.window)

@@ -12,7 +12,7 @@ import pandas as pd
 from ml.data.bars import Bars, Panel
 from ml.data.features import FeatureConfig, Normalizer, compute_features
 from ml.data.fingerprint import fingerprint
-from ml.data.splits import Span, Split, require_enough_bars, split_by_date
+from ml.data.splits import Span, Split, SplitConfig, resolve_checked
 from ml.envs.config import EnvConfig
 from rlops_core.errors import RlopsError
 
@@ -60,13 +60,18 @@ class PreparedData:
         return build_market(self, span, window)
 
 
-def prepare(bars: Bars, feature_config: FeatureConfig | None = None, split: Split | None = None) -> PreparedData:
-    """Features for the whole history (each causal), the split, and a normaliser fitted on train rows only."""
+def prepare(
+    bars: Bars, feature_config: FeatureConfig | None = None, split: Split | SplitConfig | None = None
+) -> PreparedData:
+    """Features for the whole history (each causal), the split (a `SplitConfig` is resolved on this dataset's
+    dates, its embargo defaulting to the feature warm-up), and a normaliser fitted on train rows only."""
     feature_config = feature_config or FeatureConfig()
     panel = bars.panel()
     feature_set = compute_features(panel, feature_config)
-    split = split or split_by_date(panel.timestamps)
-    require_enough_bars(split, panel.num_bars, feature_config.warmup, bars.name, EnvConfig().window)
+    if not isinstance(split, Split):
+        split = resolve_checked(
+            split or SplitConfig(), panel.timestamps, feature_config.warmup, bars.name, EnvConfig().window
+        )
     train = split.train
     normalizer = Normalizer.fit(feature_set, slice(max(train.start, feature_set.warmup), train.stop))
     return PreparedData(

@@ -8,10 +8,43 @@ from typing import Any
 import yaml
 
 from ml.data import storage
+from ml.data.splits import SplitConfig
 from rlops_core.errors import RlopsError
 
 ALGOS = ("ppo", "a3c")
 BASELINES = ("buy_and_hold", "flat", "ma_crossover", "random", "equal_weight")
+
+
+@dataclass(frozen=True)
+class WalkForwardConfig:
+    """Walk-forward evaluation of the test split: it is cut into `folds` consecutive folds and, for each one,
+    every algorithm is retrained (with its tuned configuration, or tuned again on the fold's own train and
+    validation bars when `tune` is set) on the bars before the fold less the split's embargo, then scored on it.
+    `train_bars` keeps only that many bars before each fold (a rolling window); None keeps them all (expanding)."""
+
+    folds: int = 0  # 0: off
+    train_bars: int | None = None
+    tune: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 0:
+            raise RlopsError(f"walk_forward.folds (--walk-forward): must be a whole number >= 0 (got {self.folds!r})")
+        if self.train_bars is not None and (
+            isinstance(self.train_bars, bool) or not isinstance(self.train_bars, int) or self.train_bars < 1
+        ):
+            raise RlopsError(f"walk_forward.train_bars: must be a whole number of bars >= 1 (got {self.train_bars!r})")
+        if not isinstance(self.tune, bool):
+            raise RlopsError(f"walk_forward.tune: must be true or false (got {self.tune!r})")
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "walk_forward") -> WalkForwardConfig:
+        if not isinstance(data, dict):
+            raise RlopsError(f"{where}: must be a mapping such as {{folds: 3}} (got {data!r})")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise RlopsError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -30,6 +63,9 @@ class PipelineConfig:
     metric: str = "sharpe"  # tuning objective, on the validation split
     baselines: tuple[str, ...] = ("buy_and_hold", "flat", "ma_crossover")
     env: dict[str, Any] = field(default_factory=dict)  # EnvConfig overrides, for training and backtests alike
+    # Train / validation / test by dates or fractions, and the embargo between them (default: the feature warm-up).
+    split: SplitConfig = field(default_factory=SplitConfig)
+    walk_forward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
     seed: int = 0
     smoke: bool = False  # the agents' smoke budgets: checks the whole chain in about a minute
     # "auto" inside a Ray job (the cluster workflow's tune step): join that job's Ray cluster instead of
@@ -70,6 +106,13 @@ class PipelineConfig:
         if unknown:
             raise RlopsError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values = dict(data)
+        # Each section's own messages name the flag; the file (or --set) is where it came from.
+        if "split" in values and not isinstance(values["split"], SplitConfig):
+            if not isinstance(values["split"], dict | None):
+                raise RlopsError(f"{where}: split must be a mapping such as {{test_start: 2016-01-04}}")
+            values["split"] = SplitConfig.from_dict(values["split"], f"{where}: split")
+        if "walk_forward" in values and not isinstance(values["walk_forward"], WalkForwardConfig):
+            values["walk_forward"] = WalkForwardConfig.from_dict(values["walk_forward"], f"{where}: walk_forward")
         for name in ("algos", "baselines"):
             if name in values:
                 if not isinstance(values[name], list | tuple):
@@ -117,6 +160,8 @@ def _typed(key: str, kind: str, text: str, where: str) -> Any:
         "bool": (bool, "true or false"),
         "tuple[str, ...]": (list, "a list such as [ppo, a3c]"),
         "dict[str, Any]": (dict, "a mapping such as {commission_bps: 5}"),
+        "SplitConfig": (dict, "a mapping such as {test_start: 2016-01-04, embargo: 50}"),
+        "WalkForwardConfig": (dict, "a mapping such as {folds: 3}"),
     }
     cls, words = expected[kind]
     if not isinstance(value, cls) or (cls is int and isinstance(value, bool)):

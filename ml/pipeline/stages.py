@@ -12,17 +12,20 @@ import hashlib
 import json
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ml.data import storage
 from ml.data.bars import Bars
 from ml.data.fingerprint import labelled
 from ml.pipeline.config import PipelineConfig
 from rlops_core.errors import RlopsError
+
+if TYPE_CHECKING:
+    from ml.tune.settings import TuneSettings
 
 STAGE_FILE = "stage.json"
 
@@ -57,10 +60,15 @@ def read_stage(location: str) -> dict[str, Any] | None:
 
 
 def stage_key(stage: Stage, config: PipelineConfig, input_keys: dict[str, str], extra: str = "") -> str:
-    settings = {name: getattr(config, name) for name in stage.settings}
+    settings = {name: _plain(getattr(config, name)) for name in stage.settings}
     text = json.dumps({"stage": stage.name, "settings": settings, "inputs": input_keys, "extra": extra},
                       sort_keys=True, default=str)  # fmt: skip
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """A setting as JSON sees it: a section such as `split` by its keys, so the key does not hang on a repr."""
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
 
 
 def write_stage(location: str, stage: Stage, key: str, input_keys: dict[str, str], result: dict[str, Any]) -> None:
@@ -109,10 +117,33 @@ def _absolute(location: str) -> str:
     return location if storage.is_s3(location) else str(Path(location).resolve())
 
 
+def tune_settings(config: PipelineConfig, algo: str, dataset: str, root: str) -> TuneSettings:
+    """The tuning run of `algo` as this pipeline configures it, with its experiment under `root`."""
+    from ml.tune.settings import TuneSettings
+
+    return TuneSettings(
+        algo=algo,
+        search=config.search,
+        samples=config.samples,
+        scheduler=config.scheduler,
+        dataset=dataset,
+        metric=config.metric,
+        iterations=config.iterations,
+        steps_per_iteration=config.steps_per_iteration,
+        storage=root,
+        name=algo,
+        env=dict(config.env),
+        split=config.split.to_dict(),
+        seed=config.seed,
+        smoke=config.smoke,
+        address=config.ray_address,
+    )
+
+
 def run_tune(ctx: StageContext) -> dict[str, Any]:
     """Tune each algorithm on the validation split (Ray Tune); the test split is never read here."""
     from ml.tune.runner import resume_tune, run_tune
-    from ml.tune.settings import SETTINGS_FILE, TuneSettings
+    from ml.tune.settings import SETTINGS_FILE
     from ml.tune.trainable import metric_key
 
     config = ctx.config
@@ -120,22 +151,7 @@ def run_tune(ctx: StageContext) -> dict[str, Any]:
     root = _absolute(ctx.output)
     outcomes: dict[str, Any] = {}
     for algo in config.algos:
-        settings = TuneSettings(
-            algo=algo,
-            search=config.search,
-            samples=config.samples,
-            scheduler=config.scheduler,
-            dataset=dataset,
-            metric=config.metric,
-            iterations=config.iterations,
-            steps_per_iteration=config.steps_per_iteration,
-            storage=root,
-            name=algo,
-            env=dict(config.env),
-            seed=config.seed,
-            smoke=config.smoke,
-            address=config.ray_address,
-        )
+        settings = tune_settings(config, algo, dataset, root)
         experiment = storage.join(root, algo)
         # An experiment without this stage's stage.json was interrupted: continue it rather than start over.
         partial = storage.exists(storage.join(experiment, SETTINGS_FILE))
@@ -174,7 +190,7 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
         cls = config_class(algo)
         agent: AgentConfig = from_mapping(PPOConfig, values) if cls is PPOConfig else from_mapping(A3CConfig, values)
         env = {**best.get("env", {}), **config.env}
-        source = trading_source(dataset, "train+validation", env)
+        source = trading_source(dataset, "train+validation", env, split=config.split.to_dict())
         local = Path(ctx.output) if not storage.is_s3(ctx.output) else Path(tempfile.mkdtemp(prefix="rlops-train-"))
         run_dir = local / algo
         if run_dir.exists():  # an interrupted earlier attempt: start the refit again from scratch
@@ -187,7 +203,14 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
         if storage.is_s3(ctx.output):
             storage.copy_tree(run_dir, storage.join(ctx.output, algo))
             checkpoint = storage.join(ctx.output, algo, str(result.checkpoint.relative_to(run_dir)))
-        trained[algo] = {"checkpoint": checkpoint, "steps": result.global_step, "mean_return": result.mean_return}
+        trained[algo] = {
+            "checkpoint": checkpoint,
+            "steps": result.global_step,
+            "mean_return": result.mean_return,
+            # What the walk-forward refits each fold with: the same configuration, on less history.
+            "config": agent.to_dict(),
+            "env": env,
+        }
     return trained
 
 
@@ -206,6 +229,7 @@ def run_backtest(ctx: StageContext) -> dict[str, Any]:
         metric="sharpe",
         workers=2,
         seed=config.seed,
+        split=config.split.to_dict(),
     )
     ctx.say(f"backtesting {len(policies)} policies on the test split")
     batch = run_batch(grid, ctx.output)
@@ -226,7 +250,17 @@ def run_backtest(ctx: StageContext) -> dict[str, Any]:
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         raise RlopsError(f"stage backtest: {len(failed)} cell(s) failed: {failed[0]['policy']}: {failed[0]['error']}")
-    return {"leaderboard": rows, "deflated_sharpe": batch.deflated_sharpe, "trials": batch.trials}
+    result: dict[str, Any] = {
+        "leaderboard": rows,
+        "deflated_sharpe": batch.deflated_sharpe,
+        "trials": batch.trials,
+        "n_trials": batch.trials,  # tuning trials + cells: what the research report says N counts
+    }
+    if config.walk_forward.folds:
+        from ml.pipeline.walk_forward import run_walk_forward
+
+        result["walk_forward"] = run_walk_forward(ctx, checkpoints)
+    return result
 
 
 def run_report(ctx: StageContext) -> dict[str, Any]:
@@ -293,7 +327,8 @@ def check_bank(location: str) -> Path:
     return bank
 
 
-ENV_SETTINGS = ("env", "seed", "smoke")
+# The split is every training and scoring stage's setting: new dates or a new embargo rerun them all.
+ENV_SETTINGS = ("env", "split", "seed", "smoke")
 STAGES: tuple[Stage, ...] = (
     Stage("data", (), "validated bars as a Parquet store (store/) with its manifest", ("dataset",), run_data),
     Stage(
@@ -314,7 +349,7 @@ STAGES: tuple[Stage, ...] = (
         "backtest",
         ("data", "train"),
         "the test-split leaderboard (Parquet, CSV, Markdown) and each cell's result",
-        ("baselines", *ENV_SETTINGS),
+        ("baselines", "walk_forward", *ENV_SETTINGS),
         run_backtest,
     ),
     Stage("report", ("backtest",), "report.html and charts/ of the test-split batch", (), run_report),

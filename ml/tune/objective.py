@@ -45,12 +45,11 @@ class Payload:
 
 def validation_windows(dataset: str, source: MarketSource, folds: int) -> tuple[ValidationWindow, ...]:
     from ml.data.features import FeatureConfig
+    from ml.data.splits import SplitConfig
     from ml.envs.factory import prepared
 
-    features = dict(source.description.get("features", {}))
-    if "ma_windows" in features:
-        features["ma_windows"] = tuple(features["ma_windows"])
-    data = prepared(dataset, FeatureConfig(**features))
+    features = FeatureConfig.from_dict(source.description.get("features"))
+    data = prepared(dataset, features, SplitConfig.from_dict(source.description.get("split")))
     validation = data.split.part("validation")
     window = source.env_config.window
     if folds == 1:
@@ -62,8 +61,10 @@ def validation_windows(dataset: str, source: MarketSource, folds: int) -> tuple[
     return tuple(ValidationWindow(f"fold{k}", s, data.market(s, window)) for k, s in enumerate(spans))
 
 
-def build_payload(dataset: str, env: dict[str, Any], folds: int, metric: str, mode: str) -> Payload:
-    source = trading_source(dataset, "train", env)
+def build_payload(
+    dataset: str, env: dict[str, Any], folds: int, metric: str, mode: str, split: dict[str, Any] | None = None
+) -> Payload:
+    source = trading_source(dataset, "train", env, split=split)
     return Payload(source, validation_windows(dataset, source, folds), dataset, metric, mode)
 
 

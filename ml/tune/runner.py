@@ -298,7 +298,9 @@ def run_tune(
     if storage.exists(experiment):
         raise RlopsError(f"experiment {settings.experiment_path} already exists; continue it with --resume")
     with ray_session(settings, say):
-        payload = build_payload(settings.dataset, settings.env, settings.folds, settings.metric, settings.resolved_mode)
+        payload = build_payload(
+            settings.dataset, settings.env, settings.folds, settings.metric, settings.resolved_mode, settings.split
+        )
         storage.write_text(f"{experiment}/{SETTINGS_FILE}", settings.to_yaml())
         say(
             f"experiment {settings.experiment_path}: {settings.samples} sample(s), search {settings.search}, "
@@ -332,7 +334,9 @@ def resume_tune(
     if not tune.Tuner.can_restore(storage.path(name), storage_filesystem=storage.filesystem):
         raise RlopsError(f"experiment {experiment_path} holds no Tune state to resume from")
     with ray_session(settings, say):
-        payload = build_payload(settings.dataset, settings.env, settings.folds, settings.metric, settings.resolved_mode)
+        payload = build_payload(
+            settings.dataset, settings.env, settings.folds, settings.metric, settings.resolved_mode, settings.split
+        )
         say(f"resuming experiment {settings.experiment_path}")
         tuner = tune.Tuner.restore(
             storage.path(name),

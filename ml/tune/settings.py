@@ -70,6 +70,8 @@ class TuneSettings:
     """Fixed agent hyperparameters under the searched ones (a ``rlops train --config`` file's values)."""
     env: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Trading environment settings (EnvConfig keys) for training and scoring alike."""
+    split: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The train / validation / test cut (``SplitConfig`` keys); trials train on train, score on validation."""
     grace_period: int = 1
     reduction_factor: float = 2.0
     seed: int = 0
@@ -99,6 +101,9 @@ class TuneSettings:
             not self.name or bool(_NAME.match(self.name)), f"experiment name {self.name!r}: use letters, digits, _.-"
         )
         _check(bool(self.storage), "--storage must name a directory or an s3:// prefix")
+        from ml.data.splits import SplitConfig
+
+        SplitConfig.from_dict(self.split)
         if self.scheduler == "pbt":
             # PBT explores by mutating running trials; a model-based searcher would be fighting it.
             _check(

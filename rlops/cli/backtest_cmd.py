@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rlops.cli.split_options import Embargo, SplitFractions, TestStart, ValidationStart, split_from_flags
+
 if TYPE_CHECKING:
     from ml.backtest.batch import BatchResult
 
@@ -24,14 +26,26 @@ def run(
     out: Annotated[str | None, typer.Option("--out", help="result folder or s3:// prefix")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     report: Annotated[bool, typer.Option("--report/--no-report", help="write the HTML report too")] = True,
+    validation_start: ValidationStart = None,
+    test_start: TestStart = None,
+    split_fractions: SplitFractions = None,
+    embargo: Embargo = None,
 ) -> None:
-    """Backtest one policy and save its result (Parquet + JSON) and report."""
+    """Backtest one policy and save its result (Parquet + JSON) and report. A checkpoint is scored on the split it
+    recorded unless split flags are given."""
     from pathlib import Path
 
     from ml.backtest.engine import BacktestConfig, backtest
 
     env = {} if costs_bps is None else {"commission_bps": costs_bps}
-    result = backtest(policy, dataset, BacktestConfig(period=split, env=env, seed=seed))
+    chosen = split_from_flags(validation_start, test_start, split_fractions, embargo)
+    settings = BacktestConfig(
+        period=split,
+        env=env,
+        seed=seed,
+        split=chosen.to_dict() if chosen is not None else None,
+    )
+    result = backtest(policy, dataset, settings)
     name = policy.removeprefix("baseline:").rsplit("/", 1)[-1].removesuffix(".pt")
     destination = out or str(Path("runs") / f"backtest-{name}-{dataset.rsplit('/', 1)[-1]}-{split.replace('/', '-')}")
     result.save(destination)

@@ -8,19 +8,27 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
+from rlops.cli.split_options import Embargo, SplitFractions, TestStart, ValidationStart, split_from_flags
+
 
 def demo(
     dataset: Annotated[str, typer.Option("--dataset", help="named dataset, file, store or s3:// URL")] = "sp500",
     period: Annotated[str, typer.Option("--split", help="train, validation or test")] = "test",
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    validation_start: ValidationStart = None,
+    test_start: TestStart = None,
+    split_fractions: SplitFractions = None,
+    embargo: Embargo = None,
 ) -> None:
     """Load and validate the dataset, then run the baseline policies through the environment."""
     from ml.backtest.engine import BacktestConfig, backtest
     from ml.data.fingerprint import labelled
+    from ml.data.splits import SplitConfig
     from ml.envs import EnvConfig, EnvSpec
 
     console = Console()
-    spec = EnvSpec(dataset=dataset, period=period, env=EnvConfig())
+    chosen = split_from_flags(validation_start, test_start, split_fractions, embargo) or SplitConfig()
+    spec = EnvSpec(dataset=dataset, period=period, env=EnvConfig(), split=chosen)
     data = spec.data()
     bars = data.bars
     console.rule(f"[bold]1. data[/bold]: {bars.name}")
@@ -31,7 +39,9 @@ def demo(
     for gap in bars.gaps:
         console.print(f"  gap {gap}")
     stamps = data.panel.timestamps
-    console.rule("[bold]2. split[/bold] (features normalised on train only)")
+    console.rule(
+        f"[bold]2. split[/bold] ({chosen.describe()}: {data.split.embargo} bars; features normalised on train only)"
+    )
     for name in ("train", "validation", "test"):
         span = data.split.part(name)
         console.print(f"{name:>10}: {stamps[span.start].date()} .. {stamps[span.stop - 1].date()} ({len(span)} bars)")
@@ -39,7 +49,7 @@ def demo(
     table = Table("total return", "CAGR", "volatility", "Sharpe", "Sharpe 95% CI", "max drawdown", "costs ($)")
     table.columns.insert(0, Column("policy", no_wrap=True, min_width=12))
     for name in ("buy_and_hold", "flat", "random", "ma_crossover"):
-        result = backtest(f"baseline:{name}", dataset, BacktestConfig(period=period, seed=seed))
+        result = backtest(f"baseline:{name}", dataset, BacktestConfig(period=period, seed=seed, split=chosen.to_dict()))
         m = result.metrics
         low, high = result.sharpe_ci
         table.add_row(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from rlops.cli.split_options import Embargo, SplitFractions, TestStart, ValidationStart, split_from_flags
 
 app = typer.Typer(
     help="The research pipeline: validate -> tune -> retrain -> backtest on test -> report -> record.",
@@ -17,12 +19,25 @@ ConfigOption = Annotated[str | None, typer.Option("--config", help="pipeline YAM
 ForceOption = Annotated[bool, typer.Option("--force", help="rerun even when the outputs are up to date")]
 
 
-def _config(path: str | None, smoke: bool, out: str | None, dataset: str | None, bank: Path | None = None) -> object:
+def _config(
+    path: str | None,
+    smoke: bool,
+    out: str | None,
+    dataset: str | None,
+    bank: Path | None = None,
+    split: object = None,
+    walk_forward: int | None = None,
+) -> object:
     from dataclasses import replace
 
-    from ml.pipeline.config import PipelineConfig
+    from ml.pipeline.config import PipelineConfig, WalkForwardConfig
 
     config = PipelineConfig.from_yaml(path) if path else PipelineConfig()
+    if split is not None:
+        config = replace(config, split=split)  # type: ignore[arg-type]
+    if walk_forward is not None:
+        config = replace(config, walk_forward=replace(config.walk_forward, folds=walk_forward))
+        WalkForwardConfig.__post_init__(config.walk_forward)
     if smoke:
         config = replace(config, smoke=True, samples=min(config.samples, 2), iterations=min(config.iterations, 2))
     if out:
@@ -46,12 +61,21 @@ def run(
         Path | None,
         typer.Option("--bank", help="also append the run's entry to this memory bank (default: the run's output only)"),
     ] = None,
+    validation_start: ValidationStart = None,
+    test_start: TestStart = None,
+    split_fractions: SplitFractions = None,
+    embargo: Embargo = None,
+    walk_forward: Annotated[
+        int | None,
+        typer.Option("--walk-forward", help="K: retrain before each of K folds of the test split, score each, stitch"),
+    ] = None,
 ) -> None:
     """Every stage in order; finished stages whose inputs did not change are reused."""
     from ml.pipeline.config import PipelineConfig
     from ml.pipeline.runner import run_pipeline
 
-    settings = _config(config, smoke, out, dataset, bank)
+    split = split_from_flags(validation_start, test_start, split_fractions, embargo)
+    settings = _config(config, smoke, out, dataset, bank, split, walk_forward)
     assert isinstance(settings, PipelineConfig)
     console = Console()
     runs = run_pipeline(settings, say=console.print, force=force)
@@ -64,6 +88,9 @@ def run(
         )  # fmt: skip
     console.print(table)
     console.print(f"deflated Sharpe of the best: {results['backtest']['deflated_sharpe']:.3f}")
+    walked: Any = results["backtest"].get("walk_forward")
+    if walked:
+        _show_walk_forward(console, walked)
     console.print(f"report: {results['report']['report']}")
     record = results["record"]
     where = f"; appended to {record['bank']}" if "bank" in record else " (append it to a bank with --bank PATH)"
@@ -71,6 +98,18 @@ def run(
     reused = [r.stage for r in runs if r.skipped]
     if reused:
         console.print(f"reused finished stages: {', '.join(reused)}")
+
+
+def _show_walk_forward(console: Console, walked: dict[str, Any]) -> None:
+    table = Table(
+        "policy", "Sharpe", "total return", "max drawdown", title=f"walk-forward: {walked['folds']} folds, stitched"
+    )
+    for row in walked["overall"]:
+        table.add_row(
+            row["policy"], f"{row['sharpe']:.3f}", f"{row['total_return']:+.2%}", f"{row['max_drawdown']:.2%}"
+        )
+    console.print(table)
+    console.print(f"per-fold results: {walked['table']}; stitched equity: {walked['equity']}")
 
 
 @app.command("stage")

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from rlops.cli.split_options import Embargo, SplitFractions, TestStart, ValidationStart, split_from_flags
+
 
 def train(
     algo: Annotated[str, typer.Option("--algo", help="ppo or a3c")],
@@ -25,10 +27,15 @@ def train(
     runs_dir: Annotated[Path, typer.Option("--runs-dir")] = Path("runs"),
     name: Annotated[str | None, typer.Option("--name", help="run folder name (default: algo-env-timestamp)")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="live progress bar")] = True,
+    validation_start: ValidationStart = None,
+    test_start: TestStart = None,
+    split_fractions: SplitFractions = None,
+    embargo: Embargo = None,
 ) -> None:
     """Train an agent; writes config.yaml, metrics.csv, TensorBoard events and checkpoints, then a summary."""
     from ml.agents.train import build_request, run_training, summary_line  # torch loads only when training
 
+    split = split_from_flags(validation_start, test_start, split_fractions, embargo)
     request = build_request(
         algo,
         dataset=dataset,
@@ -40,6 +47,7 @@ def train(
         name=name,
         overrides={"total_timesteps": total_timesteps, "seed": seed, "device": device},
         show_progress=progress,
+        split=split.to_dict() if split is not None else None,
     )
     result = run_training(request)
     typer.echo(summary_line(result, request.run_dir))

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from rlops.cli.split_options import Embargo, SplitFractions, TestStart, ValidationStart, split_from_flags
+
 _TABLE_ROWS = 15
 
 
@@ -37,6 +39,10 @@ def tune(
     resume: Annotated[str | None, typer.Option("--resume", help="continue this experiment (its path)")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     smoke: Annotated[bool, typer.Option("--smoke", help="tiny budgets that check the pipeline")] = False,
+    validation_start: ValidationStart = None,
+    test_start: TestStart = None,
+    split_fractions: SplitFractions = None,
+    embargo: Embargo = None,
 ) -> None:
     """Search hyperparameters; writes leaderboard.csv/.parquet, best_config.yaml and best/ into the experiment."""
     from ml.agents.train import read_config_file
@@ -44,7 +50,14 @@ def tune(
     from ml.tune.settings import TuneSettings
     from ml.tune.spaces import read_space_file
 
+    split = split_from_flags(validation_start, test_start, split_fractions, embargo)
     if resume is not None:
+        if split is not None:
+            from rlops_core.errors import RlopsError
+
+            raise RlopsError(
+                f"--resume {resume} keeps the split the experiment started with; leave out the split flags"
+            )
         outcome = resume_tune(resume, address=address, num_cpus=num_cpus)
     else:
         file = read_config_file(config) if config is not None else None
@@ -71,6 +84,7 @@ def tune(
             space=read_space_file(space) if space is not None else {},
             base=dict(file.agent) if file else {},
             env=dict(file.env) if file else {},
+            split=split.to_dict() if split is not None else {},
             seed=seed,
             smoke=smoke,
         )

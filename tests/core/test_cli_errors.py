@@ -149,10 +149,15 @@ def test_an_unknown_time_zone_names_the_flag_and_value(command: str, tmp_path: P
 def test_too_little_data_says_how_many_rows_and_what_each_split_needs(args: list[str], tmp_path: Path) -> None:
     csv = write_bars(tmp_path / "SPY.csv", 60)
     line = one_line_error(rlops(*args, csv, cwd=tmp_path))
-    assert "SPY.csv: too little data: 60 bars, split into train 42, validation 9, test 9 (too short: train)" in line
+    # The default embargo (the 50-bar warm-up) before validation and test takes train's and validation's bars.
+    assert (
+        "SPY.csv: too little data: 60 bars, split into train 0, validation 0, test 9 (too short: train, validation)"
+        in line
+    )
     assert "Train needs at least 83 bars: a 50-bar feature warm-up" in line
     assert "validation and test need at least 2 bars each" in line
-    assert "at least 119 bars in all" in line
+    assert "a 50-bar embargo before validation and test (--embargo; default the feature warm-up)" in line
+    assert "at least 340 bars in all" in line
 
 
 def test_pipeline_run_refuses_a_bank_it_cannot_record_to_before_any_work(tmp_path: Path) -> None:

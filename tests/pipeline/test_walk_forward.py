@@ -1,0 +1,126 @@
+"""The whole pipeline on a user's own single-stock CSV, with split dates, an embargo and a walk-forward chosen on
+the command line: the split each stage used, the embargo gaps, no fold trained on its own bars, and the stitched
+out-of-sample equity made of the folds' own returns."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from ml.agents.checkpoint import load_checkpoint
+from ml.agents.env_sources import source_from_description
+from ml.backtest.engine import BacktestConfig, backtest
+from ml.data.features import FeatureConfig
+from ml.data.resolve import resolve_dataset
+from ml.data.splits import SplitConfig
+
+VALIDATION_START, TEST_START, EMBARGO = "2021-01-04", "2022-01-03", 20
+
+
+def write_stock_csv(path: Path) -> Path:
+    """Four years of one stock's daily bars as a broker export names them (Date, Open, ..., Volume)."""
+    rng = np.random.default_rng(7)
+    stamps = pd.bdate_range("2019-01-02", "2022-12-30")
+    close = 50 * np.exp(np.cumsum(rng.normal(0.0003, 0.012, len(stamps))))
+    open_ = close * np.exp(rng.normal(0, 0.003, len(stamps)))
+    frame = pd.DataFrame(
+        {
+            "Date": stamps.strftime("%Y-%m-%d"),
+            "Open": open_.round(4),
+            "High": (np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.004, len(stamps))))).round(4),
+            "Low": (np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.004, len(stamps))))).round(4),
+            "Close": close.round(4),
+            "Volume": rng.integers(800_000, 1_500_000, len(stamps)),
+        }
+    )
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.slow
+def test_pipeline_on_a_users_csv_with_chosen_dates_and_a_walk_forward(tmp_path: Path) -> None:
+    csv = write_stock_csv(tmp_path / "ACME.csv")
+    config = tmp_path / "pipeline.yaml"
+    # One agent and the smallest search keep the whole chain (tune, refit, 2 fold refits) within the smoke budget.
+    config.write_text(
+        yaml.safe_dump(
+            {"algos": ["ppo"], "baselines": ["buy_and_hold", "flat"], "search": "random", "scheduler": "none",
+             "samples": 1, "iterations": 1}
+        )
+    )  # fmt: skip
+    out = tmp_path / "run"
+    command = [
+        *("pipeline", "run", "--config", str(config), "--dataset", str(csv), "--smoke", "--out", str(out)),
+        *("--validation-start", VALIDATION_START, "--test-start", TEST_START, "--embargo", str(EMBARGO)),
+        *("--walk-forward", "2"),
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "rlops.cli", *command],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200", "RAY_AUTH_MODE": "disabled"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    assert "walk-forward: 2 folds, stitched" in done.stdout
+
+    stamps = resolve_dataset(str(csv)).panel().timestamps
+    chosen = SplitConfig(validation_start=VALIDATION_START, test_start=TEST_START, embargo=EMBARGO)
+    split = chosen.resolve(stamps, FeatureConfig().warmup)
+    assert stamps[split.validation.start] == pd.Timestamp(VALIDATION_START, tz="UTC")
+    assert stamps[split.test.start] == pd.Timestamp(TEST_START, tz="UTC")
+    assert split.validation.start - split.train.stop == EMBARGO
+    assert split.test.start - split.validation.stop == EMBARGO
+
+    # Every stage saw the chosen split: tuning's saved settings, the final refit's checkpoint (train + validation).
+    tuned = yaml.safe_load((out / "tune" / "ppo" / "tune_settings.yaml").read_text())
+    assert SplitConfig.from_dict(tuned["split"]) == chosen
+    train = json.loads((out / "train" / "stage.json").read_text())["result"]["ppo"]
+    final = load_checkpoint(train["checkpoint"])
+    assert SplitConfig.from_dict(final.env_source["split"]) == chosen
+    market = source_from_description(final.env_source).market  # type: ignore[attr-defined]
+    assert len(market.timestamps) == split.validation.stop  # the refit's arrays end an embargo before the test
+
+    # The walk-forward folds tile the end of the test split; each trained only on bars an embargo before it.
+    walked = json.loads((out / "backtest" / "stage.json").read_text())["result"]["walk_forward"]
+    folds = pd.read_csv(out / "backtest" / "walk_forward" / "folds.csv")
+    assert walked["folds"] == 2 and walked["embargo"] == EMBARGO
+    assert set(folds["policy"]) == {"ppo", "buy_and_hold", "flat"}
+    spans = folds.drop_duplicates("fold").sort_values("fold")
+    position = {stamp: i for i, stamp in enumerate(stamps)}
+    test_starts = [position[pd.Timestamp(s)] for s in spans["test_start"]]
+    test_ends = [position[pd.Timestamp(s)] for s in spans["test_end"]]
+    assert test_ends[-1] == len(stamps) - 1 and test_starts[1] == test_ends[0] + 1
+    assert test_starts[0] >= split.test.start
+    for row, start in zip(spans.to_dict("records"), test_starts, strict=True):
+        assert start - position[pd.Timestamp(row["train_end"])] - 1 == EMBARGO
+        checkpoint = next((out / "backtest" / "walk_forward" / f"fold{row['fold']}" / "ppo").rglob("*.pt"))
+        recorded = load_checkpoint(checkpoint).env_source
+        fold_market = source_from_description(recorded).market  # type: ignore[attr-defined]
+        assert fold_market.timestamps[-1] < pd.Timestamp(row["test_start"])  # training never reached the fold
+        assert len(fold_market.timestamps) == start - EMBARGO
+        # The checkpoint carries its fold's split: a plain backtest of it scores exactly its fold.
+        again = backtest(str(checkpoint), str(csv), BacktestConfig(bootstrap_samples=10))
+        assert (again.period_start, again.period_end) == (row["test_start"], row["test_end"])
+        ppo = folds[(folds["fold"] == row["fold"]) & (folds["policy"] == "ppo")].iloc[0]
+        assert again.metrics["total_return"] == pytest.approx(ppo["total_return"], abs=1e-12)
+
+    # The stitched curve chains the folds' returns: at each fold's end it is the product of the folds so far.
+    equity = pd.read_csv(out / "backtest" / "walk_forward" / "equity.csv", index_col="timestamp")
+    for policy in ("ppo", "buy_and_hold", "flat"):
+        own = folds[folds["policy"] == policy].sort_values("fold")
+        growth = np.cumprod(1.0 + own["total_return"].to_numpy())
+        ends = [equity[equity["fold"] == k][policy].iloc[-1] for k in own["fold"]]
+        assert np.allclose(np.array(ends) / equity[policy].iloc[0], growth, rtol=1e-9)
+        overall = next(r for r in walked["overall"] if r["policy"] == policy)
+        assert overall["total_return"] == pytest.approx(growth[-1] - 1.0, rel=1e-9, abs=1e-12)
+    assert len(equity) == sum(e - s for s, e in zip(test_starts, test_ends, strict=True)) + 1
