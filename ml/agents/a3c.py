@@ -310,17 +310,19 @@ def _make_checkpoint(
     )
 
 
-def train_a3c(
-    config: A3CConfig,
-    source: EnvSource,
-    run_dir: Path | None = None,
-    resume: Checkpoint | None = None,
-    show_progress: bool = False,
-    log_interval: int = 5_000,
-) -> TrainResult:
-    """Run the workers until ``total_timesteps`` global steps (or ``target_return``), then stop and join them."""
-    resolve_device(config.device)  # fail here, not in every worker
-    configure_torch(config.seed, config.torch_threads)
+@dataclass
+class _SharedModel:
+    """The parent's model, optimizer and statistics in shared memory, and where a resumed run starts."""
+
+    model: ActorCritic
+    optimizer: SharedAdam
+    obs_norm: RunningMeanStd | None
+    start_step: int
+    monitor: _Monitor
+
+
+def _shared_model(config: A3CConfig, source: EnvSource, resume: Checkpoint | None) -> _SharedModel:
+    """The network (from ``resume`` when given), with Adam's moments and the statistics, in shared memory."""
     probe = source.make_env()
     spec = SpaceSpec.from_spaces(source.name, probe.observation_space, probe.action_space)
     probe.close()
@@ -344,18 +346,21 @@ def train_a3c(
         optimizer.load_into_shared(resume.optimizer_state)
     if obs_norm is not None:
         obs_norm.share_memory()
+    return _SharedModel(model, optimizer, obs_norm, start_step, _Monitor(recent, episodes))
 
+
+def _worker_processes(config: A3CConfig, source: EnvSource, state: _SharedModel) -> tuple[list[Any], SharedState]:
+    """The (not yet started) worker processes and the shared state they receive."""
     ctx = mp.get_context("spawn")  # fork would copy the parent's threads and locks (TensorBoard, rich)
     shared = SharedState(
-        model=model,
-        adam_slots=optimizer.slots,
-        obs_norm=obs_norm,
+        model=state.model,
+        adam_slots=state.optimizer.slots,
+        obs_norm=state.obs_norm,
         norm_lock=ctx.Lock(),
-        global_step=ctx.Value("q", start_step),
+        global_step=ctx.Value("q", state.start_step),
         stop=ctx.Event(),
         messages=ctx.Queue(),
     )
-    monitor = _Monitor(recent, episodes)
     workers = [
         ctx.Process(
             target=_worker_main,
@@ -365,88 +370,143 @@ def train_a3c(
         )
         for i in range(config.num_workers)
     ]
+    return workers, shared
+
+
+class _Supervisor:
+    """The parent's watch loop: drain reports, check workers, and evaluate, log and checkpoint when due."""
+
+    def __init__(
+        self,
+        config: A3CConfig,
+        source: EnvSource,
+        state: _SharedModel,
+        workers: list[Any],
+        shared: SharedState,
+        run_dir: Path | None,
+        log_interval: int,
+    ) -> None:
+        self.config, self.source, self.state = config, source, state
+        self.workers, self.shared, self.run_dir = workers, shared, run_dir
+        self.monitor = state.monitor
+        start_step = state.start_step
+        self.log_interval = log_interval
+        self.next_log = start_step + log_interval
+        self.next_eval = start_step + config.eval_interval if config.eval_interval else math.inf
+        self.next_ckpt = start_step + config.checkpoint_interval if config.checkpoint_interval else math.inf
+        self.last_eval = float("nan")
+        self.last_log_time, self.last_log_step = time.perf_counter(), start_step
+        self.evaluation: EvalResult | None = None
+        self.first_at_target: int | None = None
+
+    def run(self, logger: RunLogger) -> None:
+        """Until every worker has exited (the step budget, a target reached, or an error raised here)."""
+        while True:
+            _drain(self.shared.messages, self.monitor, timeout=0.05)
+            _check_workers(self.workers, self.shared, self.monitor, self.config.worker_timeout_s)
+            step = int(self.shared.global_step.value)
+            finished = all(not w.is_alive() for w in self.workers)
+            self._evaluate_if_due(step, finished)
+            if step >= self.next_log or finished:
+                self._log(logger, step)
+            else:
+                logger.progress(step, self.monitor.mean_return)
+            if self.run_dir is not None and step >= self.next_ckpt:
+                self.next_ckpt = step + self.config.checkpoint_interval
+                self.save(self.run_dir / "checkpoints" / f"step_{step}.pt", step)
+            if finished:
+                return
+
+    def _evaluate_if_due(self, step: int, finished: bool) -> None:
+        config, target = self.config, self.config.target_return
+        # With a target, evaluating before the training mean reaches it cannot stop the run; skipping
+        # those evaluations leaves the workers the CPU.
+        wanted = target is None or self.monitor.mean_return >= target
+        if step < self.next_eval or finished or not wanted:
+            return
+        self.next_eval = step + config.eval_interval
+        result = evaluate(
+            _snapshot_policy(self.state.model, self.state.obs_norm, config),
+            self.source.make_env,
+            config.eval_episodes,
+            config.seed + 10_000,
+        )
+        self.last_eval = result.mean_return
+        if target is not None and min(result.mean_return, self.monitor.mean_return) >= target:
+            self.first_at_target = step
+            self.evaluation = result
+            self.shared.stop.set()
+
+    def _log(self, logger: RunLogger, step: int) -> None:
+        config, now = self.config, time.perf_counter()
+        policy_loss, value_loss, entropy = self.monitor.take_losses()
+        logger.log(
+            A3CMetrics(
+                global_step=step,
+                mean_return=self.monitor.mean_return,
+                episodes=self.monitor.episodes,
+                updates=sum(self.monitor.updates_by_pid.values()),
+                policy_loss=policy_loss,
+                value_loss=value_loss,
+                entropy=entropy,
+                learning_rate=learning_rate_at(config.learning_rate, config.lr_schedule, step / config.total_timesteps),
+                eval_return=self.last_eval,
+                steps_per_s=(step - self.last_log_step) / max(now - self.last_log_time, 1e-9),
+            )
+        )
+        self.last_log_time, self.last_log_step = now, step
+        self.next_log = step + self.log_interval
+
+    def save(self, path: Path, step: int) -> Path:
+        state = self.state
+        return save_checkpoint(
+            _make_checkpoint(
+                self.config, self.source, state.model, state.optimizer, state.obs_norm, step, self.monitor
+            ),
+            path,
+        )
+
+
+def train_a3c(
+    config: A3CConfig,
+    source: EnvSource,
+    run_dir: Path | None = None,
+    resume: Checkpoint | None = None,
+    show_progress: bool = False,
+    log_interval: int = 5_000,
+) -> TrainResult:
+    """Run the workers until ``total_timesteps`` global steps (or ``target_return``), then stop and join them."""
+    resolve_device(config.device)  # fail here, not in every worker
+    configure_torch(config.seed, config.torch_threads)
+    state = _shared_model(config, source, resume)
+    workers, shared = _worker_processes(config, source, state)
+    monitor = state.monitor
+    supervisor = _Supervisor(config, source, state, workers, shared, run_dir, log_interval)
     start = time.perf_counter()
     final_path: Path | None = None
-    evaluation: EvalResult | None = None
-    first_at_target: int | None = None
     try:
         for worker in workers:
             worker.start()
         monitor.last_message = time.monotonic()
-        with RunLogger(run_dir, config.total_timesteps, show_progress, start_step) as logger:
-            next_log = start_step + log_interval
-            next_eval = start_step + config.eval_interval if config.eval_interval else math.inf
-            next_ckpt = start_step + config.checkpoint_interval if config.checkpoint_interval else math.inf
-            last_eval = float("nan")
-            last_log_time, last_log_step = time.perf_counter(), start_step
-            while True:
-                _drain(shared.messages, monitor, timeout=0.05)
-                _check_workers(workers, shared, monitor, config.worker_timeout_s)
-                step = int(shared.global_step.value)
-                finished = all(not w.is_alive() for w in workers)
-                target = config.target_return
-                # With a target, evaluating before the training mean reaches it cannot stop the run; skipping
-                # those evaluations leaves the workers the CPU.
-                wanted = target is None or monitor.mean_return >= target
-                if step >= next_eval and not finished and wanted:
-                    next_eval = step + config.eval_interval
-                    result = evaluate(
-                        _snapshot_policy(model, obs_norm, config),
-                        source.make_env,
-                        config.eval_episodes,
-                        config.seed + 10_000,
-                    )
-                    last_eval = result.mean_return
-                    if target is not None and min(result.mean_return, monitor.mean_return) >= target:
-                        first_at_target = step
-                        evaluation = result
-                        shared.stop.set()
-                if step >= next_log or finished:
-                    now = time.perf_counter()
-                    policy_loss, value_loss, entropy = monitor.take_losses()
-                    logger.log(
-                        A3CMetrics(
-                            global_step=step,
-                            mean_return=monitor.mean_return,
-                            episodes=monitor.episodes,
-                            updates=sum(monitor.updates_by_pid.values()),
-                            policy_loss=policy_loss,
-                            value_loss=value_loss,
-                            entropy=entropy,
-                            learning_rate=learning_rate_at(
-                                config.learning_rate, config.lr_schedule, step / config.total_timesteps
-                            ),
-                            eval_return=last_eval,
-                            steps_per_s=(step - last_log_step) / max(now - last_log_time, 1e-9),
-                        )
-                    )
-                    last_log_time, last_log_step = now, step
-                    next_log = step + log_interval
-                else:
-                    logger.progress(step, monitor.mean_return)
-                if run_dir is not None and step >= next_ckpt:
-                    next_ckpt = step + config.checkpoint_interval
-                    save_checkpoint(
-                        _make_checkpoint(config, source, model, optimizer, obs_norm, step, monitor),
-                        run_dir / "checkpoints" / f"step_{step}.pt",
-                    )
-                if finished:
-                    break
+        with RunLogger(run_dir, config.total_timesteps, show_progress, state.start_step) as logger:
+            supervisor.last_log_time = time.perf_counter()
+            supervisor.run(logger)
             _stop_workers(workers, shared, monitor)
             wall_time = time.perf_counter() - start
             final_step = int(shared.global_step.value)
             if run_dir is not None:
-                final_path = save_checkpoint(
-                    _make_checkpoint(config, source, model, optimizer, obs_norm, final_step, monitor),
-                    run_dir / "checkpoints" / "final.pt",
-                )
+                final_path = supervisor.save(run_dir / "checkpoints" / "final.pt", final_step)
     finally:
         _stop_workers(workers, shared, monitor, raise_errors=False)
         shared.messages.close()
         shared.messages.join_thread()
+    evaluation = supervisor.evaluation
     if evaluation is None and config.eval_episodes > 0:
         evaluation = evaluate(
-            _snapshot_policy(model, obs_norm, config), source.make_env, config.eval_episodes, config.seed + 10_000
+            _snapshot_policy(state.model, state.obs_norm, config),
+            source.make_env,
+            config.eval_episodes,
+            config.seed + 10_000,
         )
     return TrainResult(
         algo="a3c",
@@ -456,9 +516,9 @@ def train_a3c(
         wall_time_s=wall_time,
         checkpoint=final_path,
         evaluation=evaluation,
-        first_step_at_target=first_at_target,
+        first_step_at_target=supervisor.first_at_target,
         worker_updates=dict(monitor.updates_by_pid),
-        steps_trained=final_step - start_step,
+        steps_trained=final_step - state.start_step,
     )
 
 

@@ -27,6 +27,8 @@ class TrainResult:
     """A3C: gradient updates applied to the shared model, by worker process id."""
     steps_trained: int = 0
     """Steps taken by this call (less than ``global_step`` after a resume)."""
+    evaluation_period: str = ""
+    """What the closing evaluation ran on: for the trading env, the training period itself (so in-sample)."""
 
     @property
     def steps_per_s(self) -> float:

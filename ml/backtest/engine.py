@@ -165,7 +165,7 @@ def _assemble(
         benchmark=benchmark,
         positions=shares[1:],
         traded_value=series["traded_value"].to_numpy()[1:],
-        gross_exposure=series["gross_exposure"].to_numpy()[:-1],
+        nav=series["equity"].to_numpy()[:-1],  # the equity each bar's orders were sized on
         trade_pnl=trades.loc[~trades["open"], "pnl"].to_numpy(),
     )
     low, high = bootstrap_sharpe_ci(

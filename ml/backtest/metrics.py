@@ -351,21 +351,26 @@ def exposure(positions: ArrayLike) -> float:
     return float(np.mean(np.any(pos.reshape(len(pos), -1) != 0, axis=1)))
 
 
-def turnover(traded_value: ArrayLike, gross_exposure: ArrayLike, periods_per_year: float) -> tuple[float, float]:
-    """(per-period, annualised) turnover: mean traded value per bar / mean gross book.
+def turnover(traded_value: ArrayLike, nav: ArrayLike, periods_per_year: float) -> tuple[float, float]:
+    """(per-period, annualised) turnover per net asset value: mean traded value per bar / mean NAV.
 
-    ``traded_value`` is the absolute value traded in each bar and ``gross_exposure`` the gross book (sum of
-    |position value|) in each bar, in the same unit. Annualised = per-period * periods_per_year. A zero average book:
-    0.0 if nothing traded, else +inf.
+    ``traded_value`` is the absolute value traded in each bar (buys and sales both count) and ``nav`` the net asset
+    value (equity) the bar's orders were sized on, in the same unit. Annualised = per-period * periods_per_year, so
+    a book fully replaced once a year (sold and bought back) has an annual turnover of 2. An average NAV at or
+    below zero (a ruined account): 0.0 if nothing traded, else +inf.
     """
     traded = _nonneg("traded_value", traded_value)
-    gross = _nonneg("gross_exposure", gross_exposure)
-    if traded.ndim != 1 or gross.shape != traded.shape:
-        raise RlopsError(
-            f"gross_exposure: shape {gross.shape} does not match traded_value {traded.shape} (both 1-D, one per bar)"
-        )
-    per = float(_ratio(np.array([traded.mean()]), np.array([gross.mean()]))[0])
+    value = _finite("nav", nav)
+    if traded.ndim != 1 or value.shape != traded.shape:
+        raise RlopsError(f"nav: shape {value.shape} does not match traded_value {traded.shape} (both 1-D, one per bar)")
+    per = float(_k_turnover(traded[:, None], value[:, None])[0])
     return per, per * _periods(periods_per_year)
+
+
+def _k_turnover(traded: FloatArray, nav: FloatArray) -> FloatArray:
+    """Mean traded over mean NAV, per column; a non-positive mean NAV counts as no capital at all."""
+    capital = np.maximum(nav.mean(axis=0), 0.0)
+    return _ratio(traded.mean(axis=0), capital)
 
 
 def trade_win_rate(trade_pnl: ArrayLike) -> float:
@@ -408,7 +413,7 @@ class Metrics:
     alpha: float  # annualised, arithmetic
     beta: float
     exposure: float
-    turnover: float  # per period
+    turnover: float  # per period, traded value over the average net asset value
     turnover_annual: float
     trade_win_rate: float
     n_trades: int
@@ -428,12 +433,12 @@ def compute_metrics(
     benchmark: ArrayLike | None = None,
     positions: ArrayLike | None = None,
     traded_value: ArrayLike | None = None,
-    gross_exposure: ArrayLike | None = None,
+    nav: ArrayLike | None = None,
     trade_pnl: ArrayLike | None = None,
 ) -> Metrics:
     """All metrics of one series of periodic returns (see the module docstring for the conventions).
 
-    ``benchmark``, ``traded_value`` and ``gross_exposure`` are one value per period; ``positions`` is (n,) or
+    ``benchmark``, ``traded_value`` and ``nav`` are one value per period; ``positions`` is (n,) or
     (n, n_assets); ``trade_pnl`` is the PnL column of the trades table (any length, possibly empty).
     """
     x = _returns_1d(returns)
@@ -450,7 +455,7 @@ def compute_metrics(
         benchmark=None if benchmark is None else _returns_1d(benchmark, "benchmark")[:, None],
         positions=pos,
         traded_value=None if traded_value is None else np.asarray(traded_value, dtype=np.float64)[:, None],
-        gross_exposure=None if gross_exposure is None else np.asarray(gross_exposure, dtype=np.float64)[:, None],
+        nav=None if nav is None else np.asarray(nav, dtype=np.float64)[:, None],
         trade_pnl=None if trade_pnl is None else [np.asarray(trade_pnl, dtype=np.float64).ravel()],
     )
     values = {name: int(col[0]) if name in INT_FIELDS else float(col[0]) for name, col in table.items()}
@@ -481,7 +486,7 @@ def compute_metrics_many(
     benchmark: ArrayLike | None = None,
     positions: ArrayLike | None = None,
     traded_value: ArrayLike | None = None,
-    gross_exposure: ArrayLike | None = None,
+    nav: ArrayLike | None = None,
     trade_pnl: Sequence[ArrayLike] | None = None,
     axis: int = 0,
 ) -> dict[str, FloatArray | IntArray]:
@@ -489,7 +494,7 @@ def compute_metrics_many(
 
     ``returns`` is 2-D with time along ``axis`` (0: one series per column, like a DataFrame; 1: one series per
     row). ``benchmark`` is one shared series (1-D) or one per series (the shape of ``returns``); ``traded_value``
-    and ``gross_exposure`` have the shape of ``returns``; ``positions`` too, or an extra trailing asset axis;
+    and ``nav`` have the shape of ``returns``; ``positions`` too, or an extra trailing asset axis;
     ``trade_pnl`` is one PnL array per series. Returns {metric name: array with one value per series}, the names
     and conventions of :class:`Metrics` (int64 arrays for its int fields); column i equals
     ``compute_metrics`` on series i.
@@ -565,17 +570,17 @@ def compute_metrics_many(
         active = (pos != 0) if pos.ndim == 2 else (pos != 0).any(axis=2)
         out["exposure"] = active.mean(axis=0)
 
-    if (traded_value is None) != (gross_exposure is None):
-        raise RlopsError("traded_value and gross_exposure: give both (turnover needs the traded value and the book)")
-    if traded_value is None or gross_exposure is None:
+    if (traded_value is None) != (nav is None):
+        raise RlopsError("traded_value and nav: give both (turnover is the traded value per net asset value)")
+    if traded_value is None or nav is None:
         out["turnover"], out["turnover_annual"] = zeros.copy(), zeros.copy()
     else:
         traded = time_first(_nonneg("traded_value", traded_value))
-        gross = time_first(_nonneg("gross_exposure", gross_exposure))
-        for name, array in (("traded_value", traded), ("gross_exposure", gross)):
+        value = time_first(_finite("nav", nav))
+        for name, array in (("traded_value", traded), ("nav", value)):
             if array.shape != (n, m):
                 raise RlopsError(f"{name}: shape {array.shape} (time first) does not match returns {(n, m)}")
-        per = _ratio(traded.mean(axis=0), gross.mean(axis=0))
+        per = _k_turnover(traded, value)
         out["turnover"], out["turnover_annual"] = per, per * ppy
 
     if trade_pnl is None:

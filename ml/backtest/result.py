@@ -46,6 +46,10 @@ class BacktestResult:
     config: dict[str, Any]
     dataset_fingerprint: str
     checkpoint_sha256: str | None
+    # Scored on dates the policy trained on (allowed explicitly); None in results saved before rlops recorded it.
+    in_sample: bool | None = None
+    warnings: tuple[str, ...] = ()  # provenance warnings: another dataset than the one trained on, no record
+    training_period: tuple[str, str] | None = None  # a checkpoint's first and last training bar
 
     @property
     def equity(self) -> pd.Series:
@@ -74,6 +78,9 @@ class BacktestResult:
             "config": self.config,
             "dataset_fingerprint": self.dataset_fingerprint,
             "checkpoint_sha256": self.checkpoint_sha256,
+            "in_sample": self.in_sample,
+            "warnings": list(self.warnings),
+            "training_period": list(self.training_period) if self.training_period else None,
             "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
@@ -115,4 +122,7 @@ class BacktestResult:
             config=summary["config"],
             dataset_fingerprint=summary["dataset_fingerprint"],
             checkpoint_sha256=summary["checkpoint_sha256"],
+            in_sample=summary.get("in_sample"),
+            warnings=tuple(summary.get("warnings") or ()),
+            training_period=tuple(summary["training_period"]) if summary.get("training_period") else None,
         )

@@ -11,6 +11,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
+from ml.agents.config import A3CConfig
+
 
 class TargetEnv(gym.Env[np.ndarray, np.ndarray]):
     """One-step continuous task: observe a target in [-1, 1], reward -(action - target)^2 (optimum 0)."""
@@ -31,6 +33,25 @@ class TargetEnv(gym.Env[np.ndarray, np.ndarray]):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         reward = -float(np.square(np.asarray(action, dtype=np.float32) - self._target).sum())
         return self._target.copy(), reward, True, False, {}
+
+
+CONTINUOUS_A3C_THRESHOLD = -0.5
+"""What A3C's continuous-action test requires of TargetEnv (random actions in [-2, 2] score about -1.7)."""
+
+
+def continuous_a3c_config(seed: int = 0) -> A3CConfig:
+    """A3C's continuous-action learning test on TargetEnv, with the default gradient clip (bench-quality runs
+    it on 20 seeds to check that the defaults do not diverge)."""
+    return A3CConfig(
+        total_timesteps=4_000,
+        num_workers=2,
+        eval_interval=0,
+        eval_episodes=50,
+        worker_timeout_s=60,
+        learning_rate=3e-3,
+        gamma=0.0,
+        seed=seed,
+    )
 
 
 class ExplodingEnv(gym.Wrapper[Any, Any, Any, Any]):

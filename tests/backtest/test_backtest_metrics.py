@@ -220,17 +220,18 @@ def test_exposure_turnover_and_trades_by_hand() -> None:
         PPY,
         positions=np.array([0.0, 1.0, 1.0, 0.0, -1.0]),
         traded_value=np.array([100.0, 0.0, 50.0, 50.0, 0.0]),
-        gross_exposure=np.array([1000.0, 1000.0, 500.0, 500.0, 750.0]),
+        nav=np.array([1000.0, 1000.0, 980.0, 960.0, 1060.0]),
         trade_pnl=np.array([10.0, -5.0, 0.0, 3.0]),
     )
     assert m.exposure == pytest.approx(3 / 5)
-    assert m.turnover == pytest.approx(40.0 / 750.0)  # mean traded 40 over mean book 750
-    assert m.turnover_annual == pytest.approx(40.0 / 750.0 * PPY)
+    assert m.turnover == pytest.approx(40.0 / 1000.0)  # mean traded 200/5 = 40 over mean NAV 5000/5 = 1000
+    assert m.turnover_annual == pytest.approx(40.0 / 1000.0 * PPY)
     assert m.trade_win_rate == pytest.approx(0.5)  # 2 of 4; break-even is not a win
     assert m.n_trades == 4
     multi_asset = np.array([[0, 0], [1, 0], [0, -2], [0, 0], [0, 0]], dtype=float)
     assert mt.exposure(multi_asset) == pytest.approx(2 / 5)
     assert mt.turnover([0.0, 0.0], [0.0, 0.0], PPY) == (0.0, 0.0)
+    assert mt.turnover([5.0, 0.0], [10.0, -30.0], PPY) == (math.inf, math.inf)  # ruined: no capital to trade
     assert mt.trade_win_rate([]) == 0.0
     assert compute_metrics(r, PPY, trade_pnl=np.array([])).n_trades == 0
 
@@ -275,7 +276,7 @@ def test_many_series_equal_the_single_series_result_column_by_column() -> None:
     benchmark = rng.normal(0.0002, 0.01, (n, k))
     positions = rng.integers(-1, 2, (n, k, assets)).astype(float)
     traded = rng.random((n, k)) * 100
-    gross = rng.random((n, k)) * 1000
+    nav = 1000 + rng.random((n, k)) * 100
     pnls = [rng.normal(0, 1, size) for size in (0, 3, 10, 1, 7, 2)]
     table = compute_metrics_many(
         returns,
@@ -284,7 +285,7 @@ def test_many_series_equal_the_single_series_result_column_by_column() -> None:
         benchmark=benchmark,
         positions=positions,
         traded_value=traded,
-        gross_exposure=gross,
+        nav=nav,
         trade_pnl=pnls,
     )
     rows = compute_metrics_many(
@@ -294,7 +295,7 @@ def test_many_series_equal_the_single_series_result_column_by_column() -> None:
         benchmark=benchmark.T,
         positions=positions.transpose(1, 0, 2),
         traded_value=traded.T,
-        gross_exposure=gross.T,
+        nav=nav.T,
         trade_pnl=pnls,
         axis=1,
     )
@@ -307,7 +308,7 @@ def test_many_series_equal_the_single_series_result_column_by_column() -> None:
             benchmark=benchmark[:, i],
             positions=positions[:, i],
             traded_value=traded[:, i],
-            gross_exposure=gross[:, i],
+            nav=nav[:, i],
             trade_pnl=pnls[i],
         )
         for name, value in single.as_dict().items():
@@ -354,9 +355,10 @@ def test_risk_free_rate_is_compounded_down_to_a_period() -> None:
         (lambda: compute_metrics([0.01, 0.02, 0.03], PPY, benchmark=[0.01, 0.02]), "benchmark"),
         (lambda: compute_metrics([0.01, 0.02], PPY, benchmark=[0.01, float("nan")]), "benchmark"),
         (lambda: compute_metrics([0.01, 0.02], PPY, positions=[1.0, 1.0, 1.0]), "positions"),
-        (lambda: compute_metrics([0.01, 0.02], PPY, traded_value=[1.0, 2.0]), "gross_exposure"),
-        (lambda: compute_metrics([0.01, 0.02], PPY, traded_value=[-1.0, 2.0], gross_exposure=[1, 1]), "traded_value"),
-        (lambda: compute_metrics([0.01, 0.02], PPY, traded_value=[1.0, 2.0], gross_exposure=[1.0]), "gross_exposure"),
+        (lambda: compute_metrics([0.01, 0.02], PPY, traded_value=[1.0, 2.0]), "nav"),
+        (lambda: compute_metrics([0.01, 0.02], PPY, traded_value=[-1.0, 2.0], nav=[1, 1]), "traded_value"),
+        (lambda: compute_metrics([0.01, 0.02], PPY, traded_value=[1.0, 2.0], nav=[1.0]), "nav"),
+        (lambda: compute_metrics([0.01, 0.02], PPY, traded_value=[1.0, 2.0], nav=[1.0, math.nan]), "nav"),
         (lambda: compute_metrics([0.01, 0.02], PPY, trade_pnl=[1.0, float("nan")]), "trade_pnl"),
         (lambda: compute_metrics([0.01, 0.02], 0), "periods_per_year"),
         (lambda: compute_metrics([0.01, 0.02], PPY, risk_free=-1.5), "risk_free"),
@@ -364,7 +366,7 @@ def test_risk_free_rate_is_compounded_down_to_a_period() -> None:
         (lambda: compute_metrics_many(np.zeros((5, 2)), PPY, axis=2), "axis"),
         (lambda: compute_metrics_many(np.zeros((5, 2)), PPY, trade_pnl=[[1.0]]), "trade_pnl"),
         (lambda: compute_metrics_many(np.zeros((5, 2)), PPY, benchmark=np.zeros((5, 3))), "benchmark"),
-        (lambda: mt.turnover([1.0, 2.0], [1.0, 2.0, 3.0], PPY), "gross_exposure"),
+        (lambda: mt.turnover([1.0, 2.0], [1.0, 2.0, 3.0], PPY), "nav"),
         (lambda: mt.alpha_beta([0.01, 0.02], ["a", "b"], PPY), "benchmark"),
     ],
 )
@@ -378,3 +380,17 @@ def test_metrics_is_a_frozen_dataclass() -> None:
     assert isinstance(m, Metrics)
     with pytest.raises(AttributeError):
         m.sharpe = 1.0  # type: ignore[misc]
+
+
+def test_a_backtest_reports_turnover_per_net_asset_value() -> None:
+    from ml.backtest.engine import BacktestConfig, backtest
+
+    result = backtest("baseline:buy_and_hold", "sp500", BacktestConfig(bootstrap_samples=10))
+    ts = result.timeseries
+    traded, equity = ts["traded_value"].to_numpy(), ts["equity"].to_numpy()
+    # Buy and hold buys the whole book on the first bar (then only tops up): about one NAV traded over the period.
+    assert traded[1] == pytest.approx(equity[0], rel=0.01)
+    n = len(ts) - 1
+    assert result.metrics["turnover"] == pytest.approx(traded[1:].sum() / n / equity[:-1].mean(), rel=1e-12)
+    assert result.metrics["turnover"] * n * equity[:-1].mean() == pytest.approx(traded.sum(), rel=1e-12)
+    assert traded[1] / traded.sum() > 0.9

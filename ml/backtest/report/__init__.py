@@ -32,14 +32,15 @@ def write_report(run_dir: str, cells: bool = False) -> str:
     if storage.exists(storage.join(location, BATCH_SUMMARY)):
         return _write_batch(location, cells)
     if storage.exists(storage.join(location, SUMMARY)):
-        return _write_single(location)
+        return write_result_report(location)
     raise RlopsError(
         f"{run_dir} holds neither a backtest result ({SUMMARY}) nor a batch ({BATCH_SUMMARY}); "
         "point at a folder written by `rlops backtest run` or `rlops backtest batch`"
     )
 
 
-def _write_single(location: str) -> str:
+def write_result_report(location: str) -> str:
+    """The report of the single backtest result at `location`; returns the HTML's path."""
     result = load_result(location)
     page, charts = render_result(result)
     return _write(location, page, charts)
@@ -49,7 +50,7 @@ def _write_batch(location: str, cells: bool) -> str:
     batch = load_batch(location)
     if cells:
         for index in batch.cell_dirs:
-            _write_single(storage.join(location, "cells", f"{index:04d}"))
+            write_result_report(storage.join(location, "cells", f"{index:04d}"))
     reports = {i for i in batch.cell_dirs if storage.exists(storage.join(location, "cells", f"{i:04d}", REPORT))}
     page, charts = render_batch(batch, reports)
     return _write(location, page, charts)

@@ -66,6 +66,10 @@ nav a { margin-right: 12px; color: var(--accent); text-decoration: none; }
 main { padding: 0 28px 40px; max-width: 1120px; }
 section { margin-top: 26px; }
 h2 { font-size: 16px; margin: 0 0 6px; }
+h3 { font-size: 14px; margin: 16px 0 4px; }
+.chosen { color: #1e7b45; font-weight: 600; }
+.wide { overflow-x: auto; }
+.wide thead th { position: static; }
 .note { color: var(--muted); margin: 0 0 8px; }
 img.chart { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); margin: 4px 0 2px; }
 p.png { margin: 0 0 10px; font-size: 11px; }

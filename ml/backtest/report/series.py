@@ -108,9 +108,9 @@ def with_benchmark(result: BacktestResult) -> tuple[BacktestResult, str]:
 
 
 def in_sample(result: BacktestResult) -> bool:
-    """The result's own `in_sample` flag where it has one; otherwise only the train split is in-sample."""
-    flag = getattr(result, "in_sample", None)
-    return bool(flag) if isinstance(flag, bool | np.bool_) else result.period == "train"
+    """The result's own `in_sample` verdict where it has one (ml/backtest/provenance.py); otherwise only the train
+    split is in-sample."""
+    return bool(result.in_sample) if result.in_sample is not None else result.period == "train"
 
 
 DRAWDOWN_COLUMNS = ("start", "trough", "recovery", "depth", "bars")

@@ -67,8 +67,8 @@ METRIC_NOTES = {
     "alpha": "annualised return not explained by the benchmark",
     "beta": "sensitivity to the benchmark's returns",
     "exposure": "share of bars with a position",
-    "turnover": "traded value over the average gross book, per bar",
-    "turnover_annual": "turnover per bar, annualised",
+    "turnover": "traded value over the average net asset value, per bar",
+    "turnover_annual": "net asset values traded in a year",
     "trade_win_rate": "share of closed trades with a positive PnL",
     "n_trades": "closed round trips (a trade still open at the end is listed, not counted)",
 }
