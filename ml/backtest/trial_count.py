@@ -93,7 +93,8 @@ def search_from_tune(results: Mapping[str, Mapping[str, Any]], source: str) -> S
         values = item.get("trial_sharpes")
         if not isinstance(values, Sequence):
             raise RlopsError(
-                f"{source}: {algo} has no trial_sharpes (tuned before trials were counted); rerun tune with --force"
+                f"{source}: {algo} has no trial_sharpes (tuned before trials were counted); "
+                "rerun tune and train with --force"
             )
         sharpes.extend(float(v) for v in values)
         parts.append(f"{algo} {len(values)} trials")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, is_dataclass
@@ -145,6 +146,7 @@ def run_tune(ctx: StageContext) -> dict[str, Any]:
     from ml.tune.runner import resume_tune, run_tune
     from ml.tune.settings import SETTINGS_FILE
     from ml.tune.trainable import metric_key
+    from ml.tune.trials import SHARPE
 
     config = ctx.config
     dataset = ctx.input_results["data"]["store"]
@@ -169,6 +171,9 @@ def run_tune(ctx: StageContext) -> dict[str, Any]:
             "best_config": outcome.best_config,
             "trials": len(board),
             "best_score": float(board.iloc[0][f"best_{metric_key(config.metric)}"]),
+            # Every trial that was scored, for the deflated Sharpe's count and variance (trial_count).
+            "trial_sharpes": [float(v) for v in board[SHARPE] if math.isfinite(v)],
+            "overfitting": outcome.overfitting,
         }
     return outcomes
 
@@ -207,6 +212,8 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
             "checkpoint": checkpoint,
             "steps": result.global_step,
             "mean_return": result.mean_return,
+            # The search this checkpoint won, carried to the backtest, which counts every trial of it.
+            "trial_sharpes": ctx.input_results["tune"][algo].get("trial_sharpes"),
             # What the walk-forward refits each fold with: the same configuration, on less history.
             "config": agent.to_dict(),
             "env": env,
@@ -217,6 +224,7 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
 def run_backtest(ctx: StageContext) -> dict[str, Any]:
     """The trained agents and the baselines on the untouched test split, ranked in one leaderboard."""
     from ml.backtest.batch import Grid, run_batch
+    from ml.backtest.trial_count import search_from_tune
 
     config = ctx.config
     checkpoints = {algo: item["checkpoint"] for algo, item in ctx.input_results["train"].items()}
@@ -232,7 +240,8 @@ def run_backtest(ctx: StageContext) -> dict[str, Any]:
         split=config.split.to_dict(),
     )
     ctx.say(f"backtesting {len(policies)} policies on the test split")
-    batch = run_batch(grid, ctx.output)
+    search = search_from_tune(ctx.input_results["train"], "tune stage")
+    batch = run_batch(grid, ctx.output, search=search)
     names = {path: algo for algo, path in checkpoints.items()}
     rows = []
     for row in batch.leaderboard.to_dict("records"):
@@ -255,6 +264,8 @@ def run_backtest(ctx: StageContext) -> dict[str, Any]:
         "deflated_sharpe": batch.deflated_sharpe,
         "trials": batch.trials,
         "n_trials": batch.trials,  # tuning trials + cells: what the research report says N counts
+        "deflation": batch.deflation,  # which N and Sharpe variance the deflated Sharpe used, and from where
+        "overfitting": batch.overfitting,
     }
     if config.walk_forward.folds:
         from ml.pipeline.walk_forward import run_walk_forward
@@ -275,9 +286,12 @@ def run_report(ctx: StageContext) -> dict[str, Any]:
 def run_record(ctx: StageContext) -> dict[str, Any]:
     """A dated progress entry with the run's headline numbers, written next to the outputs; appended to a memory
     bank only when the config names one (`--bank`), so that running the pipeline never edits a checkout by itself."""
+    from ml.backtest.overfitting import describe
+    from ml.backtest.trial_count import deflation_line
     from rlops_core import memory
 
-    board = ctx.input_results["backtest"]["leaderboard"]
+    tested = ctx.input_results["backtest"]
+    board = tested["leaderboard"]
     tuned = ctx.input_results["tune"]
     lines = [
         f"Pipeline on {ctx.config.dataset} ({labelled(ctx.input_results['data']['fingerprint'])}).",
@@ -293,8 +307,11 @@ def run_record(ctx: StageContext) -> dict[str, Any]:
             for r in board
         ),
         "",
-        f"Deflated Sharpe of the best over {ctx.input_results['backtest']['trials']} trials: "
-        f"{ctx.input_results['backtest']['deflated_sharpe']:.3f}. Report: {ctx.input_results['report']['report']}",
+        f"Best on test: {deflation_line(tested.get('deflation'), tested['deflated_sharpe'])}.",
+        "Overfitting: "
+        + "; ".join(f"tuning {a}: {describe(t.get('overfitting'))}" for a, t in tuned.items())
+        + f"; test cells: {describe(tested.get('overfitting'))}.",
+        f"Report: {ctx.input_results['report']['report']}",
     ]
     title = (
         f"Pipeline run on {ctx.config.dataset}: best on test is {board[0]['policy']} (Sharpe {board[0]['sharpe']:.2f})"

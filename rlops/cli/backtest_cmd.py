@@ -125,11 +125,12 @@ def _show_batch(result: BatchResult, destination: str, report: bool) -> None:
     console = Console()
     console.print(table)
     failed = int((board["status"] != "ok").sum())
-    if result.trials:
-        deflated = f"deflated Sharpe of the best: {result.deflated_sharpe:.3f} over {result.trials} trials"
-    else:
-        deflated = "no deflated Sharpe: no cell finished"
+    from ml.backtest.overfitting import describe
+    from ml.backtest.trial_count import deflation_line
+
+    deflated = deflation_line(result.deflation, result.deflated_sharpe if result.trials else None)
     console.print(f"{len(board)} cells, {failed} failed; {deflated}")
+    console.print(f"overfitting of the cells: {describe(result.overfitting)}")
     console.print(f"leaderboard saved to {destination}")
     if failed == len(board):
         # Nothing to rank or report: the batch as a whole failed, which scripts and workflows must see.

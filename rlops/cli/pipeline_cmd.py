@@ -87,8 +87,11 @@ def run(
             f"{row['max_drawdown']:.2%}",
         )  # fmt: skip
     console.print(table)
-    console.print(f"deflated Sharpe of the best: {results['backtest']['deflated_sharpe']:.3f}")
-    walked: Any = results["backtest"].get("walk_forward")
+    from ml.backtest.trial_count import deflation_line
+
+    tested: Any = results["backtest"]
+    console.print(f"best on test: {deflation_line(tested.get('deflation'), tested['deflated_sharpe'])}")
+    walked: Any = tested.get("walk_forward")
     if walked:
         _show_walk_forward(console, walked)
     console.print(f"report: {results['report']['report']}")

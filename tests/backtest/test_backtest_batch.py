@@ -161,7 +161,10 @@ def test_console_shows_each_cells_settings_and_never_nan(tmp_path: Path) -> None
     assert "commission_bps=2.5" in flat and "fast=" not in flat
     assert "none: cell failed" in next(line for line in lines if "│ failed" in line)
     assert "nan" not in result.stdout.lower()
-    assert "3 cells, 1 failed; deflated Sharpe of the best:" in result.stdout
+    # Two successful cells: N = 2 with no tuning before them, too few configurations for a PBO.
+    assert "3 cells, 1 failed; deflated Sharpe " in result.stdout
+    assert "(N = 2, Sharpe variance " in result.stdout and ": 0 tuning trials + 2 cells)" in result.stdout
+    assert "no PBO: only 2 configuration(s); PBO needs at least 4" in result.stdout
 
 
 def test_a_batch_where_every_cell_failed_exits_nonzero_in_one_line(tmp_path: Path) -> None:

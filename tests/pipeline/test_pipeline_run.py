@@ -52,6 +52,15 @@ def test_smoke_pipeline_end_to_end_is_consistent_and_reruns_from_cache(tmp_path:
         assert (out / "tune" / algo / "best_config.yaml").exists()
         tuned = json.loads((out / "tune" / "stage.json").read_text())["result"][algo]
         assert tuned["trials"] == 2
+        assert len(tuned["trial_sharpes"]) == 2  # each trial's validation Sharpe at its best report
+        assert tuned["overfitting"] == {"pbo": None, "reason": "only 2 configuration(s); PBO needs at least 4"}
+    # The deflated Sharpe counts every configuration evaluated on the way: 2 + 2 tuning trials, then the cells.
+    tested = runs[3].result
+    assert tested["n_trials"] == 4 + len(board) and tested["deflation"]["tuning_trials"] == 4
+    assert f"(N = {tested['n_trials']}, Sharpe variance " in latest.body
+    assert f": 4 tuning trials + {len(board)} cells)" in latest.body
+    assert "Overfitting: tuning ppo: no PBO: only 2 configuration(s)" in latest.body
+    assert "nan" not in latest.body.lower()
     again = run_pipeline(config, say=lambda _: None)
     assert all(r.skipped for r in again)
     assert len(memory.read_entries(bank, memory.EntryKind.PROGRESS)) == len(entries)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ml.backtest.overfitting import describe
 from ml.backtest.report.charts import STRATEGY_COLOR, png
 from ml.backtest.report.load import REPORT, Batch
 from ml.backtest.report.markup import PERCENT_METRICS, config_block, esc, fmt_number, img, section, table, tile
@@ -72,9 +73,20 @@ def deflated_note(batch: Batch) -> str:
             "the best one looks this good often enough even when no strategy has an edge. Treat its rank as "
             "unconfirmed and test it out of sample."
         )
+    counted = batch.deflation
+    if "n_trials" in counted:
+        over = (
+            f" with N = <span data-n-trials>{fmt_number(counted['n_trials'])}</span> trials "
+            f"({fmt_number(counted['tuning_trials'])} tuning trials + {fmt_number(counted['cells'])} cells) and "
+            f"per-bar Sharpe variance {counted['trial_sharpe_variance']:.3g} ({esc(counted['variance_from'])}).</p>"
+        )
+    else:
+        over = f" over {fmt_number(batch.trials)} successful trial(s).</p>"
     return (
         f'<p class="dsr"><strong>Deflated Sharpe ratio: <span data-dsr>{fmt_number(value, percent=True)}</span>'
-        f"</strong> over {fmt_number(batch.trials)} successful trial(s).</p>"
+        f"</strong>{over}"
+        f'<p class="pbo">Probability of backtest overfitting of the cells (CSCV, Bailey, Borwein, López de Prado '
+        f"and Zhu): {esc(describe(batch.overfitting))}.</p>"
         "<p>Running many backtests and keeping the best inflates its Sharpe: the maximum of N noisy estimates is "
         "high even when every true Sharpe is zero. The deflated Sharpe ratio (Bailey and López de Prado) is the "
         "probability that the best cell's true Sharpe is above zero after accounting for the number of trials, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -45,6 +45,8 @@ class Batch:
     trials: int
     grid: dict[str, Any] | None
     cell_dirs: tuple[int, ...]  # cells whose BacktestResult folder exists
+    deflation: dict[str, Any] = field(default_factory=dict)  # N and Sharpe variance of the DSR (older: none)
+    overfitting: dict[str, Any] = field(default_factory=dict)  # the cells' PBO, or why there is none
 
 
 def load_batch(location: str) -> Batch:
@@ -72,4 +74,6 @@ def load_batch(location: str) -> Batch:
     cell_dirs = tuple(
         int(i) for i in board["cell"] if storage.exists(storage.join(location, "cells", f"{int(i):04d}", SUMMARY))
     )
-    return Batch(location, board, metric, deflated, trials, grid, cell_dirs)
+    extras = [summary.get(name) for name in ("deflation", "overfitting")]
+    deflation, overfitting = (value if isinstance(value, dict) else {} for value in extras)
+    return Batch(location, board, metric, deflated, trials, grid, cell_dirs, deflation, overfitting)
