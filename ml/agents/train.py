@@ -20,7 +20,7 @@ import yaml
 
 from ml.agents.checkpoint import Checkpoint, load_checkpoint
 from ml.agents.config import A3CConfig, AgentConfig, PPOConfig, config_class, from_mapping
-from ml.agents.env_sources import EnvSource, gym_source, source_from_description, trading_source
+from ml.agents.env_sources import EnvSource, contract_of, gym_source, source_from_description, trading_source
 from ml.agents.result import TrainResult
 from rlops_core.errors import RlopsError
 
@@ -95,10 +95,8 @@ def build_request(
     name: str | None = None,
     overrides: dict[str, Any] | None = None,
     show_progress: bool = True,
-    split: dict[str, Any] | None = None,
 ) -> TrainRequest:
-    """Validate every input (algorithm, config, environment, checkpoint) before any training work. `split` (a
-    `SplitConfig` mapping) cuts the dataset; training uses its train part."""
+    """Validate every input (algorithm, config, environment, checkpoint) before any training work."""
     cls = config_class(algo)
     file = read_config_file(config_path) if config_path is not None else ConfigFile()
     if file.algo is not None and file.algo != algo:
@@ -117,8 +115,6 @@ def build_request(
 
     source: EnvSource
     if checkpoint is not None:
-        if split is not None:
-            raise RlopsError(f"--resume {resume} keeps the split its checkpoint recorded; leave out the split flags")
         source = source_from_description(checkpoint.env_source)
         if source.fingerprint != checkpoint.dataset_fingerprint:
             raise RlopsError(
@@ -126,13 +122,11 @@ def build_request(
                 f"!= recorded {checkpoint.dataset_fingerprint}"
             )
     elif env is not None:
-        if split is not None:
-            raise RlopsError("split flags (--validation-start, --test-start, ...) apply to the trading env only")
         if file.env:
             raise RlopsError("environment settings (env:) in the config file apply to the trading env only")
         source = gym_source(env)
     elif dataset is not None:
-        source = trading_source(dataset, "train", file.env, split=split)
+        source = trading_source(dataset, "train", file.env)
     else:
         raise RlopsError("name a --dataset (trading env) or an --env (gymnasium control task)")
     run_name = name or default_run_name(algo, source)
@@ -169,6 +163,7 @@ def run_training(request: TrainRequest) -> TrainResult:
         from ml.agents.a3c import train_a3c
 
         result = train_a3c(request.config, request.source, run_dir, request.resume, request.show_progress)
+    result.evaluation_period = evaluation_period(request.source)
     (run_dir / "summary.json").write_text(json.dumps(summary_dict(result), indent=2) + "\n")
     return result
 
@@ -182,10 +177,20 @@ def summary_dict(result: TrainResult) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in data.items()}
 
 
+def evaluation_period(source: EnvSource) -> str:
+    """Where the closing evaluation runs: the source's own env, which for the trading env is the period trained on."""
+    contract = contract_of(source)
+    if contract is None:
+        return source.name
+    first, last = contract["training_period"]
+    return f"{contract['dataset']} {first[:10]} .. {last[:10]}, the training period (in-sample)"
+
+
 def summary_line(result: TrainResult, run_dir: Path) -> str:
+    where = f" on {result.evaluation_period}" if result.evaluation_period else ""
     evaluation = (
         f", eval {result.evaluation.mean_return:.4g} ± {result.evaluation.std_return:.3g} "
-        f"over {len(result.evaluation.returns)} episodes"
+        f"over {len(result.evaluation.returns)} episodes{where}"
         if result.evaluation and result.evaluation.returns
         else ""
     )

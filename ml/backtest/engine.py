@@ -11,11 +11,12 @@ import pandas as pd
 from ml.backtest.baselines import baseline
 from ml.backtest.metrics import compute_metrics
 from ml.backtest.policies import ResolvedPolicy, as_batch_actions, resolve_policy
+from ml.backtest.provenance import Verdict, check_provenance, default_dataset
 from ml.backtest.result import BacktestResult, CostBreakdown
 from ml.backtest.stats import bootstrap_sharpe_ci
 from ml.backtest.trades import extract_trades
 from ml.data.features import FeatureConfig
-from ml.data.splits import Span, SplitConfig, walk_forward
+from ml.data.splits import Span, walk_forward
 from ml.envs.config import EnvConfig
 from ml.envs.factory import prepared
 from ml.envs.market import MarketData, PreparedData
@@ -31,13 +32,11 @@ class BacktestConfig:
 
     `period` is train, validation or test (the dataset's date split), or `wf:K/N` for the K-th of N
     walk-forward windows covering the validation and test span. `env` overrides environment settings on top of
-    the policy's own (a checkpoint brings the window and action interface it was trained with). `split` (a
-    `SplitConfig` mapping) cuts the dataset; None means the split a checkpoint recorded, else the default one.
+    the policy's own (a checkpoint brings the window and action interface it was trained with).
     """
 
     period: str = "test"
     env: dict[str, Any] = field(default_factory=dict)
-    split: dict[str, Any] | None = None
     params: dict[str, Any] = field(default_factory=dict)  # baseline parameters (e.g. fast/slow for ma_crossover)
     seed: int = 0
     risk_free: float = 0.0
@@ -45,6 +44,8 @@ class BacktestConfig:
     benchmark: str = "buy_and_hold"
     bootstrap_samples: int = 1000
     confidence: float = 0.95
+    # A checkpoint on a period overlapping its training period is refused unless this is set (ml.backtest.provenance).
+    allow_in_sample: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,13 +76,6 @@ def _env_config(policy: ResolvedPolicy, config: BacktestConfig) -> EnvConfig:
     return EnvConfig.from_dict(settings)
 
 
-def split_of(policy: ResolvedPolicy, config: BacktestConfig) -> SplitConfig:
-    """The split to score on: the one asked for, else the checkpoint's own (so its test split is the one its
-    training never saw), else the default."""
-    chosen = config.split if config.split is not None else policy.split_settings
-    return SplitConfig.from_dict(chosen)
-
-
 def _features(policy: ResolvedPolicy) -> FeatureConfig:
     values = dict(policy.feature_settings)
     if "ma_windows" in values:
@@ -101,14 +95,17 @@ def run_env(env: TradingEnv, act: Any) -> pd.DataFrame:
     return env.log.to_frame()
 
 
-def backtest(policy: Any, data: str = "sp500", config: BacktestConfig | None = None) -> BacktestResult:
-    """Backtest `policy` (checkpoint path, `baseline:NAME`, loaded policy, or callable) on dataset `data`."""
+def backtest(policy: Any, data: str | None = None, config: BacktestConfig | None = None) -> BacktestResult:
+    """Backtest `policy` (checkpoint path, `baseline:NAME`, loaded policy, or callable) on dataset `data`:
+    by default a checkpoint's own dataset, sp500 for anything else."""
     config = config or BacktestConfig()
     resolved = resolve_policy(policy, config.params, config.seed)
+    data = data or default_dataset(resolved.provenance)
     env_config = _env_config(resolved, config)
-    prepared_data = prepared(data, _features(resolved), split_of(resolved, config))
+    prepared_data = prepared(data, _features(resolved))
     span = resolve_period(prepared_data, config.period)
     market = prepared_data.market(span, env_config.window)
+    verdict(resolved, config, market, span)  # refuses an in-sample run before any bar is stepped
     env = TradingEnv(market, env_config, record=True)
     if resolved.obs_dim is not None and resolved.obs_dim != env.sim.obs_size:
         raise RlopsError(
@@ -118,6 +115,20 @@ def backtest(policy: Any, data: str = "sp500", config: BacktestConfig | None = N
         )
     log = run_env(env, resolved.build(env.sim))
     return _assemble(resolved, data, config, env_config, market, log, benchmark_log(market, env_config, config), span)
+
+
+def verdict(policy: ResolvedPolicy, config: BacktestConfig, market: MarketData, span: Span) -> Verdict:
+    """Whether scoring `policy` on `span` of `market` is in-sample (refused unless allowed), and its warnings."""
+    stamps = market.timestamps
+    return check_provenance(
+        policy.name,
+        policy.provenance,
+        config.period,
+        stamps[span.start].isoformat(),
+        stamps[span.stop - 1].isoformat(),
+        market.fingerprint,
+        config.allow_in_sample,
+    )
 
 
 def benchmark_log(market: MarketData, env_config: EnvConfig, config: BacktestConfig) -> pd.DataFrame:
@@ -177,6 +188,7 @@ def _assemble(
         seed=config.seed,
     )
     stamps = market.timestamps
+    judged = verdict(policy, config, market, span)
     return BacktestResult(
         policy=policy.name,
         policy_kind=policy.kind,
@@ -196,4 +208,7 @@ def _assemble(
         config={"backtest": config.to_dict(), "env": env_config.to_dict(), "features": _features(policy).to_dict()},
         dataset_fingerprint=market.fingerprint,
         checkpoint_sha256=policy.checkpoint_sha256,
+        in_sample=judged.in_sample,
+        warnings=judged.warnings,
+        training_period=policy.provenance.training_period if policy.provenance else None,
     )

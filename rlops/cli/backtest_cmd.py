@@ -9,8 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rlops.cli.split_options import Embargo, SplitFractions, TestStart, ValidationStart, split_from_flags
-
 if TYPE_CHECKING:
     from ml.backtest.batch import BatchResult
 
@@ -20,34 +18,33 @@ app = typer.Typer(help="Backtests through the environment's own execution, with 
 @app.command("run")
 def run(
     policy: Annotated[str, typer.Option("--policy", help="checkpoint path (or s3://) or baseline:NAME")],
-    dataset: Annotated[str, typer.Option("--dataset", help="named dataset, file, store or s3:// URL")] = "sp500",
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset", help="named dataset, file, store or s3:// URL (default: a checkpoint's own, else sp500)"
+        ),
+    ] = None,
     split: Annotated[str, typer.Option("--split", help="train, validation, test or wf:K/N")] = "test",
     costs_bps: Annotated[float | None, typer.Option("--costs-bps", help="commission in basis points")] = None,
     out: Annotated[str | None, typer.Option("--out", help="result folder or s3:// prefix")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     report: Annotated[bool, typer.Option("--report/--no-report", help="write the HTML report too")] = True,
-    validation_start: ValidationStart = None,
-    test_start: TestStart = None,
-    split_fractions: SplitFractions = None,
-    embargo: Embargo = None,
+    allow_in_sample: Annotated[
+        bool,
+        typer.Option("--allow-in-sample", help="score a checkpoint on dates it trained on (labelled in-sample)"),
+    ] = False,
 ) -> None:
-    """Backtest one policy and save its result (Parquet + JSON) and report. A checkpoint is scored on the split it
-    recorded unless split flags are given."""
+    """Backtest one policy and save its result (Parquet + JSON) and report."""
     from pathlib import Path
 
     from ml.backtest.engine import BacktestConfig, backtest
 
     env = {} if costs_bps is None else {"commission_bps": costs_bps}
-    chosen = split_from_flags(validation_start, test_start, split_fractions, embargo)
-    settings = BacktestConfig(
-        period=split,
-        env=env,
-        seed=seed,
-        split=chosen.to_dict() if chosen is not None else None,
-    )
+    settings = BacktestConfig(period=split, env=env, seed=seed, allow_in_sample=allow_in_sample)
     result = backtest(policy, dataset, settings)
     name = policy.removeprefix("baseline:").rsplit("/", 1)[-1].removesuffix(".pt")
-    destination = out or str(Path("runs") / f"backtest-{name}-{dataset.rsplit('/', 1)[-1]}-{split.replace('/', '-')}")
+    used = result.dataset.rstrip("/").rsplit("/", 1)[-1]
+    destination = out or str(Path("runs") / f"backtest-{name}-{used}-{split.replace('/', '-')}")
     result.save(destination)
     table = Table("metric", "value")
     for key, value in result.metrics.items():
@@ -56,7 +53,13 @@ def run(
     table.add_row("sharpe 95% CI", f"[{low:.3f}, {high:.3f}]")
     table.add_row("costs ($)", f"{result.costs.total:,.2f}")
     console = Console()
-    console.print(f"{result.policy} on {dataset} {split} ({result.period_start[:10]} .. {result.period_end[:10]})")
+    sample = " [bold red]IN-SAMPLE[/bold red]" if result.in_sample else ""
+    console.print(
+        f"{result.policy} on {result.dataset} {split} ({result.period_start[:10]} .. {result.period_end[:10]}){sample}",
+        highlight=False,
+    )
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     console.print(table)
     console.print(f"result saved to {destination}")
     if report:
@@ -124,13 +127,17 @@ def _show_batch(result: BatchResult, destination: str, report: bool) -> None:
         )  # fmt: skip
     console = Console()
     console.print(table)
+    if "in_sample" in board.columns and board["in_sample"].any():
+        cells = ", ".join(str(c) for c in board.loc[board["in_sample"], "cell"])
+        console.print(f"[bold red]IN-SAMPLE[/bold red] cell(s) {cells}: scored on dates their policy trained on")
+    for text in dict.fromkeys(w for w in board.get("warnings", []) if w):
+        console.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
     failed = int((board["status"] != "ok").sum())
-    from ml.backtest.overfitting import describe
-    from ml.backtest.trial_count import deflation_line
-
-    deflated = deflation_line(result.deflation, result.deflated_sharpe if result.trials else None)
+    if result.trials:
+        deflated = f"deflated Sharpe of the best: {result.deflated_sharpe:.3f} over {result.trials} trials"
+    else:
+        deflated = "no deflated Sharpe: no cell finished"
     console.print(f"{len(board)} cells, {failed} failed; {deflated}")
-    console.print(f"overfitting of the cells: {describe(result.overfitting)}")
     console.print(f"leaderboard saved to {destination}")
     if failed == len(board):
         # Nothing to rank or report: the batch as a whole failed, which scripts and workflows must see.

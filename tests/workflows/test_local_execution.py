@@ -96,11 +96,13 @@ def test_research_then_backtest_fan_out_then_gpu_train_run_end_to_end_as_rendere
     assert memory.validate(bank) == []
 
     # rlops-backtest: the trained checkpoint and a baseline over two periods, one step per cell, fanned back in.
+    # The checkpoint was refit on train + validation, so its validation cell is in-sample: allowed, and labelled.
     checkpoint = json.loads((run / "train" / "stage.json").read_text())["result"]["ppo"]["checkpoint"]
     grid = {
         "policies": [checkpoint, "baseline:buy_and_hold"],
         "periods": ["validation", "test"],
         "bootstrap_samples": 50,
+        "allow_in_sample": True,
     }
     grid_file = tmp_path / "grid.yaml"
     grid_file.write_text(yaml.safe_dump(grid))
@@ -117,6 +119,7 @@ def test_research_then_backtest_fan_out_then_gpu_train_run_end_to_end_as_rendere
     together = run_batch(Grid.from_yaml(str(grid_file)), str(tmp_path / "one-batch")).leaderboard
     columns = ["rank", "policy", "period", "status", "sharpe", "total_return", "max_drawdown"]
     pd.testing.assert_frame_equal(merged[columns], together[columns])  # fanned out == one local batch
+    assert merged.set_index(["policy", "period"])["in_sample"].to_dict()[(checkpoint, "validation")]
 
     # rlops-train: one configuration; on the cluster --device is cuda on a GPU node, here the CPU.
     train = LocalRun(
