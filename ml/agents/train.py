@@ -95,8 +95,10 @@ def build_request(
     name: str | None = None,
     overrides: dict[str, Any] | None = None,
     show_progress: bool = True,
+    split: dict[str, Any] | None = None,
 ) -> TrainRequest:
-    """Validate every input (algorithm, config, environment, checkpoint) before any training work."""
+    """Validate every input (algorithm, config, environment, checkpoint) before any training work. `split` (a
+    `SplitConfig` mapping) cuts the dataset; training uses its train part."""
     cls = config_class(algo)
     file = read_config_file(config_path) if config_path is not None else ConfigFile()
     if file.algo is not None and file.algo != algo:
@@ -115,6 +117,8 @@ def build_request(
 
     source: EnvSource
     if checkpoint is not None:
+        if split is not None:
+            raise RlopsError(f"--resume {resume} keeps the split its checkpoint recorded; leave out the split flags")
         source = source_from_description(checkpoint.env_source)
         if source.fingerprint != checkpoint.dataset_fingerprint:
             raise RlopsError(
@@ -122,11 +126,13 @@ def build_request(
                 f"!= recorded {checkpoint.dataset_fingerprint}"
             )
     elif env is not None:
+        if split is not None:
+            raise RlopsError("split flags (--validation-start, --test-start, ...) apply to the trading env only")
         if file.env:
             raise RlopsError("environment settings (env:) in the config file apply to the trading env only")
         source = gym_source(env)
     elif dataset is not None:
-        source = trading_source(dataset, "train", file.env)
+        source = trading_source(dataset, "train", file.env, split=split)
     else:
         raise RlopsError("name a --dataset (trading env) or an --env (gymnasium control task)")
     run_name = name or default_run_name(algo, source)

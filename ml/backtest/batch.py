@@ -24,9 +24,12 @@ import yaml
 from ml.backtest.baselines import BASELINE_PARAMS
 from ml.backtest.engine import BacktestConfig, backtest
 from ml.backtest.metrics import METRIC_NAMES
+from ml.backtest.overfitting import assess
 from ml.backtest.policies import policy_params
 from ml.backtest.result import BacktestResult
+from ml.backtest.trial_count import SearchTrials, count_trials
 from ml.data import storage
+from ml.data.splits import SplitConfig
 from ml.envs.config import EnvConfig
 from rlops_core.errors import RlopsError
 
@@ -55,6 +58,8 @@ class Grid:
     seed: int = 0
     risk_free: float = 0.0
     bootstrap_samples: int = 1000
+    # The train / validation / test cut (SplitConfig keys); None: each checkpoint's own, the default for baselines.
+    split: dict[str, Any] | None = None
     # Score checkpoints on dates they trained on, each such cell labelled in_sample (refused otherwise).
     allow_in_sample: bool = False
 
@@ -94,6 +99,11 @@ class Grid:
             return f"executor must be process or ray (got '{self.executor}')"
         if self.workers < 1:
             return f"workers must be >= 1 (got {self.workers})"
+        if self.split is not None:
+            try:
+                SplitConfig.from_dict(self.split)
+            except RlopsError as exc:
+                return str(exc)
         return None
 
     @classmethod
@@ -141,6 +151,7 @@ class Grid:
                 self.seed,
                 self.risk_free,
                 self.bootstrap_samples,
+                self.split,
                 self.allow_in_sample,
             )
             for i, (policy, dataset, period, env, params) in enumerate(combos)
@@ -165,12 +176,14 @@ class Cell:
     seed: int
     risk_free: float
     bootstrap_samples: int
+    split: dict[str, Any] | None = None
     allow_in_sample: bool = False
 
     def config(self) -> BacktestConfig:
         return BacktestConfig(
             period=self.period,
             env=self.env,
+            split=self.split,
             params=self.params,
             seed=self.seed,
             risk_free=self.risk_free,
@@ -188,13 +201,17 @@ class CellOutcome:
     sharpe_ci: tuple[float, float]
     in_sample: bool = False
     warnings: tuple[str, ...] = ()
+    returns: tuple[float, ...] = ()  # per bar after the start: a column of the batch's PBO matrix
 
     @classmethod
     def finished(cls, cell: Cell, result: BacktestResult, save_to: str | None) -> CellOutcome:
         """The outcome of a cell whose backtest gave `result`, saved under `save_to` first when given."""
         if save_to is not None:
             result.save(storage.join(save_to, "cells", f"{cell.index:04d}"))
-        return cls(cell, "ok", "", result.metrics, result.sharpe_ci, bool(result.in_sample), result.warnings)
+        return cls(
+            cell, "ok", "", result.metrics, result.sharpe_ci, bool(result.in_sample), result.warnings,
+            _bar_returns(result),
+        )  # fmt: skip
 
     @classmethod
     def failed(cls, cell: Cell, exc: Exception) -> CellOutcome:
@@ -230,12 +247,18 @@ def _run_ray(cells: Sequence[Cell], workers: int, save_to: str | None, address: 
             ray.shutdown()
 
 
+def _bar_returns(result: BacktestResult) -> tuple[float, ...]:
+    return tuple(result.returns.to_numpy()[1:].tolist())  # the first row is the start, before any fill
+
+
 @dataclass(frozen=True)
 class BatchResult:
     leaderboard: pd.DataFrame
     metric: str
     deflated_sharpe: float  # probability that the best cell's Sharpe beats luck across all trials
-    trials: int
+    trials: int  # every trial the deflated Sharpe counts: tuning trials before the batch, if any, plus its cells
+    deflation: dict[str, Any] = field(default_factory=dict)  # `trial_count.count_trials`: N, variance, sources
+    overfitting: dict[str, Any] = field(default_factory=dict)  # the cells' PBO, or why there is none
 
     def save(self, destination: str) -> None:
         frame = self.leaderboard
@@ -244,7 +267,13 @@ class BatchResult:
         storage.write_bytes(storage.join(destination, "leaderboard.parquet"), buffer.getvalue())
         storage.write_bytes(storage.join(destination, "leaderboard.csv"), frame.to_csv(index=False).encode())
         storage.write_bytes(storage.join(destination, "leaderboard.md"), to_markdown(frame, self.metric).encode())
-        summary = {"metric": self.metric, "deflated_sharpe": self.deflated_sharpe, "trials": self.trials}
+        summary = {
+            "metric": self.metric,
+            "deflated_sharpe": self.deflated_sharpe,
+            "trials": self.trials,
+            "deflation": self.deflation,
+            "overfitting": self.overfitting,
+        }
         storage.write_bytes(storage.join(destination, "batch.json"), json.dumps(summary, indent=2).encode())
 
 
@@ -297,9 +326,11 @@ def run_batch(
     address: str | None = None,
     deflate: Callable[[pd.DataFrame], float] | None = None,
     per_cell: bool = False,
+    search: SearchTrials | None = None,
 ) -> BatchResult:
     """Checkpoint cells that share a market layout run together as one stacked sweep (`swept_cells`), here,
-    with the same results; the others, or every cell with `per_cell`, run one by one on the grid's executor."""
+    with the same results; the others, or every cell with `per_cell`, run one by one on the grid's executor.
+    `search`: the tuning trials that chose the cells' agents, counted in the deflated Sharpe with the cells."""
     cells = grid.cells()
     outcomes: list[CellOutcome] = []
     if not per_cell:
@@ -311,16 +342,24 @@ def run_batch(
     elif cells:
         outcomes.extend(_run_process(cells, grid.workers, out))
     # The leaderboard's ties keep the grid's order, so outcomes go in as the per-cell path gives them.
-    return _rank(grid, sorted(outcomes, key=lambda o: o.cell.index), out, deflate)
+    return _rank(grid, sorted(outcomes, key=lambda o: o.cell.index), out, deflate, search)
 
 
 def _rank(
-    grid: Grid, outcomes: Sequence[CellOutcome], out: str | None, deflate: Callable[[pd.DataFrame], float] | None
+    grid: Grid,
+    outcomes: Sequence[CellOutcome],
+    out: str | None,
+    deflate: Callable[[pd.DataFrame], float] | None,
+    search: SearchTrials | None = None,
 ) -> BatchResult:
     board = leaderboard(outcomes, grid.metric)
     ok = board[board["status"] == "ok"]
-    dsr = (deflate or deflated_sharpe_of)(ok) if len(ok) else float("nan")
-    result = BatchResult(board, grid.metric, dsr, len(ok))
+    deflation = count_trials(ok, search) if len(ok) else {}
+    if deflate is not None and len(ok):
+        deflation["deflated_sharpe"] = float(deflate(ok))
+    dsr = float(deflation.get("deflated_sharpe", float("nan")))
+    trials = int(deflation.get("n_trials", 0))
+    result = BatchResult(board, grid.metric, dsr, trials, deflation, cells_overfitting(outcomes))
     if out is not None:
         result.save(out)
         storage.write_bytes(storage.join(out, "grid.json"), json.dumps(asdict(grid), indent=2).encode())
@@ -354,7 +393,9 @@ def run_one_cell(grid: Grid, index: int, out: str) -> CellOutcome:
     return outcome
 
 
-def merge_cells(grid: Grid, out: str, deflate: Callable[[pd.DataFrame], float] | None = None) -> BatchResult:
+def merge_cells(
+    grid: Grid, out: str, deflate: Callable[[pd.DataFrame], float] | None = None, search: SearchTrials | None = None
+) -> BatchResult:
     """The leaderboard of cells run one by one under `out`; a cell without an outcome counts as failed."""
     outcomes = []
     for cell in grid.cells():
@@ -374,11 +415,38 @@ def merge_cells(grid: Grid, out: str, deflate: Callable[[pd.DataFrame], float] |
                     (low, high),
                     bool(record.get("in_sample", False)),
                     tuple(record.get("warnings", ())),
+                    _saved_returns(_cell_folder(out, cell.index)) if record["status"] == "ok" else (),
                 )
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise RlopsError(f"{where} is damaged ({exc}); rerun cell {cell.index}") from exc
-    return _rank(grid, outcomes, out, deflate)
+    return _rank(grid, outcomes, out, deflate, search)
+
+
+def _saved_returns(folder: str) -> tuple[float, ...]:
+    """A cell's per-bar returns from its saved result; none when the result was not saved (PBO says so)."""
+    if not storage.exists(storage.join(folder, "timeseries.parquet")):
+        return ()
+    return _bar_returns(BacktestResult.load(folder))
+
+
+def cells_overfitting(outcomes: Sequence[CellOutcome]) -> dict[str, Any]:
+    """PBO with the successful cells as configurations and their per-bar returns as the matrix, when every cell
+    ran on the same bars; otherwise the reason there is none."""
+    ok = [o for o in outcomes if o.status == "ok"]
+    markets = {(o.cell.dataset, o.cell.period) for o in ok}
+    if not ok:
+        return {"pbo": None, "reason": "no cell finished"}
+    if len(markets) > 1:
+        return {"pbo": None, "reason": f"the cells span {len(markets)} (dataset, period) pairs; PBO needs one"}
+    if any(not o.returns for o in ok):
+        return {"pbo": None, "reason": "a successful cell has no saved returns"}
+    if len({len(o.returns) for o in ok}) > 1:
+        return {"pbo": None, "reason": "the cells' return series differ in length (different environments)"}
+    matrix = np.array([o.returns for o in ok], dtype=np.float64).T
+    if not np.isfinite(matrix).all():
+        return {"pbo": None, "reason": "a cell's returns are not all finite"}
+    return assess(matrix)
 
 
 def deflated_sharpe_of(ok: pd.DataFrame) -> float:

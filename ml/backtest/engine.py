@@ -16,7 +16,7 @@ from ml.backtest.result import BacktestResult, CostBreakdown
 from ml.backtest.stats import bootstrap_sharpe_ci
 from ml.backtest.trades import extract_trades
 from ml.data.features import FeatureConfig
-from ml.data.splits import Span, walk_forward
+from ml.data.splits import Span, SplitConfig, walk_forward
 from ml.envs.config import EnvConfig
 from ml.envs.factory import prepared
 from ml.envs.market import MarketData, PreparedData
@@ -32,11 +32,13 @@ class BacktestConfig:
 
     `period` is train, validation or test (the dataset's date split), or `wf:K/N` for the K-th of N
     walk-forward windows covering the validation and test span. `env` overrides environment settings on top of
-    the policy's own (a checkpoint brings the window and action interface it was trained with).
+    the policy's own (a checkpoint brings the window and action interface it was trained with). `split` (a
+    `SplitConfig` mapping) cuts the dataset; None means the split a checkpoint recorded, else the default one.
     """
 
     period: str = "test"
     env: dict[str, Any] = field(default_factory=dict)
+    split: dict[str, Any] | None = None
     params: dict[str, Any] = field(default_factory=dict)  # baseline parameters (e.g. fast/slow for ma_crossover)
     seed: int = 0
     risk_free: float = 0.0
@@ -76,6 +78,13 @@ def _env_config(policy: ResolvedPolicy, config: BacktestConfig) -> EnvConfig:
     return EnvConfig.from_dict(settings)
 
 
+def split_of(policy: ResolvedPolicy, config: BacktestConfig) -> SplitConfig:
+    """The split to score on: the one asked for, else the checkpoint's own (so its test split is the one its
+    training never saw), else the default."""
+    chosen = config.split if config.split is not None else policy.split_settings
+    return SplitConfig.from_dict(chosen)
+
+
 def _features(policy: ResolvedPolicy) -> FeatureConfig:
     values = dict(policy.feature_settings)
     if "ma_windows" in values:
@@ -102,7 +111,7 @@ def backtest(policy: Any, data: str | None = None, config: BacktestConfig | None
     resolved = resolve_policy(policy, config.params, config.seed)
     data = data or default_dataset(resolved.provenance)
     env_config = _env_config(resolved, config)
-    prepared_data = prepared(data, _features(resolved))
+    prepared_data = prepared(data, _features(resolved), split_of(resolved, config))
     span = resolve_period(prepared_data, config.period)
     market = prepared_data.market(span, env_config.window)
     verdict(resolved, config, market, span)  # refuses an in-sample run before any bar is stepped

@@ -33,6 +33,8 @@ class ResolvedPolicy:
     obs_dim: int | None = None
     env_settings: dict[str, Any] = field(default_factory=dict)  # the policy's own environment interface
     feature_settings: dict[str, Any] = field(default_factory=dict)
+    # The split a checkpoint was trained under (a `SplitConfig` mapping); None for policies that were not trained.
+    split_settings: dict[str, Any] | None = None
     checkpoint_sha256: str | None = None
     loaded: Policy | None = None  # a checkpoint's loaded `Policy`, which the stacked sweep evaluates with the others
     provenance: Provenance | None = None  # a checkpoint's training data and period; None for untrained policies
@@ -54,6 +56,7 @@ def _sha256(location: str) -> str:
 def _from_checkpoint(location: str) -> ResolvedPolicy:
     from ml.agents.checkpoint import load_checkpoint
     from ml.agents.policy import policy_from_checkpoint
+    from ml.data.splits import LEGACY_SPLIT
 
     path = location
     if storage.is_s3(location):
@@ -77,6 +80,7 @@ def _from_checkpoint(location: str) -> ResolvedPolicy:
         obs_dim=policy.spec.obs_dim,
         env_settings=dict(source.get("env", {})),
         feature_settings=dict(source.get("features", {})),
+        split_settings=dict(source.get("split") or LEGACY_SPLIT.to_dict()),
         checkpoint_sha256=_sha256(path),
         loaded=policy,
         provenance=provenance_of(checkpoint),

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rlops.cli.split_options import Embargo, SplitFractions, TestStart, ValidationStart, split_from_flags
+
 if TYPE_CHECKING:
     from ml.backtest.batch import BatchResult
 
@@ -33,14 +35,26 @@ def run(
         bool,
         typer.Option("--allow-in-sample", help="score a checkpoint on dates it trained on (labelled in-sample)"),
     ] = False,
+    validation_start: ValidationStart = None,
+    test_start: TestStart = None,
+    split_fractions: SplitFractions = None,
+    embargo: Embargo = None,
 ) -> None:
-    """Backtest one policy and save its result (Parquet + JSON) and report."""
+    """Backtest one policy and save its result (Parquet + JSON) and report. A checkpoint is scored on the split it
+    recorded unless split flags are given."""
     from pathlib import Path
 
     from ml.backtest.engine import BacktestConfig, backtest
 
     env = {} if costs_bps is None else {"commission_bps": costs_bps}
-    settings = BacktestConfig(period=split, env=env, seed=seed, allow_in_sample=allow_in_sample)
+    chosen = split_from_flags(validation_start, test_start, split_fractions, embargo)
+    settings = BacktestConfig(
+        period=split,
+        env=env,
+        seed=seed,
+        split=chosen.to_dict() if chosen is not None else None,
+        allow_in_sample=allow_in_sample,
+    )
     result = backtest(policy, dataset, settings)
     name = policy.removeprefix("baseline:").rsplit("/", 1)[-1].removesuffix(".pt")
     used = result.dataset.rstrip("/").rsplit("/", 1)[-1]
@@ -133,11 +147,12 @@ def _show_batch(result: BatchResult, destination: str, report: bool) -> None:
     for text in dict.fromkeys(w for w in board.get("warnings", []) if w):
         console.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
     failed = int((board["status"] != "ok").sum())
-    if result.trials:
-        deflated = f"deflated Sharpe of the best: {result.deflated_sharpe:.3f} over {result.trials} trials"
-    else:
-        deflated = "no deflated Sharpe: no cell finished"
+    from ml.backtest.overfitting import describe
+    from ml.backtest.trial_count import deflation_line
+
+    deflated = deflation_line(result.deflation, result.deflated_sharpe if result.trials else None)
     console.print(f"{len(board)} cells, {failed} failed; {deflated}")
+    console.print(f"overfitting of the cells: {describe(result.overfitting)}")
     console.print(f"leaderboard saved to {destination}")
     if failed == len(board):
         # Nothing to rank or report: the batch as a whole failed, which scripts and workflows must see.
