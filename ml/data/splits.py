@@ -104,9 +104,9 @@ def split_by_date(
 
 def _first_after(timestamps: pd.DatetimeIndex, when: str | pd.Timestamp) -> int:
     stamp = _utc(when)
-    # A date alone means the whole of that day.
+    # A date alone means the whole of that day: the first bar after it is the first on the next day.
     if stamp == stamp.normalize() and isinstance(when, str) and len(when.strip()) <= 10:
-        stamp = stamp + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
+        return int(timestamps.searchsorted(stamp + pd.Timedelta(days=1), side="left"))
     return int(timestamps.searchsorted(stamp, side="right"))
 
 

@@ -9,8 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rlops.cli.split_options import Embargo, SplitFractions, TestStart, ValidationStart, split_from_flags
+
 if TYPE_CHECKING:
+    from ml.data.bars import Bars
     from ml.data.loader import LoadOptions
+    from ml.data.splits import SplitConfig
 
 app = typer.Typer(help="Market data: named datasets, validation, ingestion into a Parquet store.", no_args_is_help=True)
 TzOption = Annotated[str, typer.Option("--tz", help="time zone that naive timestamps are read in")]
@@ -40,7 +44,16 @@ def list_datasets() -> None:
 
 
 @app.command("show")
-def show(dataset: Annotated[str, typer.Argument(help="named dataset, file, store folder or s3:// URL")]) -> None:
+def show(
+    dataset: Annotated[str, typer.Argument(help="named dataset, file, store folder or s3:// URL")],
+    splits: Annotated[
+        bool, typer.Option("--splits", help="also the train / validation / test dates and bars (split flags apply)")
+    ] = False,
+    validation_start: ValidationStart = None,
+    test_start: TestStart = None,
+    split_fractions: SplitFractions = None,
+    embargo: Embargo = None,
+) -> None:
     """Summary of a dataset: symbols, date range, bar frequency, gaps, fingerprint and the last bars."""
     from ml.data.fingerprint import fingerprint, labelled
     from ml.data.resolve import resolve_dataset
@@ -58,6 +71,31 @@ def show(dataset: Annotated[str, typer.Argument(help="named dataset, file, store
         console.print(f"  gap {gap}")
     console.print(labelled(fingerprint(frame)))
     console.print(frame.tail(5).to_string(index=False))
+    chosen = split_from_flags(validation_start, test_start, split_fractions, embargo)
+    if chosen is not None and not splits:
+        from rlops_core.errors import RlopsError
+
+        raise RlopsError("split flags (--validation-start, --test-start, --split-fractions, --embargo) need --splits")
+    if splits:
+        _show_splits(console, bars, chosen)
+
+
+def _show_splits(console: Console, bars: Bars, chosen: SplitConfig | None) -> None:
+    """Each part's dates and bars as training and backtests will cut them (the default features' warm-up)."""
+    from ml.data.features import FeatureConfig
+    from ml.data.splits import SplitConfig, resolve_checked
+    from ml.envs.config import EnvConfig
+
+    config = chosen or SplitConfig()
+    warmup = FeatureConfig().warmup
+    stamps = bars.panel().timestamps
+    split = resolve_checked(config, stamps, warmup, bars.name, EnvConfig().window)
+    warm = f" ({split.embargo} bars)" if config.embargo is None else ""
+    console.print(f"split: {config.describe()}{warm}", highlight=False)
+    for name in ("train", "validation", "test"):
+        span = split.part(name)
+        first, last = stamps[span.start].isoformat(), stamps[span.stop - 1].isoformat()
+        console.print(f"{name:>10}: {first} .. {last} ({len(span)} bars)", highlight=False)
 
 
 @app.command("validate")
