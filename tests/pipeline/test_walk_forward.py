@@ -124,3 +124,35 @@ def test_pipeline_on_a_users_csv_with_chosen_dates_and_a_walk_forward(tmp_path: 
         overall = next(r for r in walked["overall"] if r["policy"] == policy)
         assert overall["total_return"] == pytest.approx(growth[-1] - 1.0, rel=1e-9, abs=1e-12)
     assert len(equity) == sum(e - s for s, e in zip(test_starts, test_ends, strict=True)) + 1
+
+
+def test_the_report_section_shows_each_fold_the_stitched_rows_and_curve(tmp_path: Path) -> None:
+    from ml.pipeline.walk_forward import EQUITY_FILE, FOLDER, stitch
+    from ml.pipeline.walk_forward_report import CHART, walk_forward_section
+
+    stamps = pd.bdate_range("2022-01-03", periods=40, tz="UTC")
+    rng = np.random.default_rng(3)
+    folds = [pd.Series(np.r_[0.0, rng.normal(0, 0.01, 19)], index=stamps[k * 20 : (k + 1) * 20]) for k in (0, 1)]
+    curve = stitch(folds, 100_000.0)
+    (tmp_path / FOLDER).mkdir()
+    frame = pd.DataFrame({"fold": [0] * 20 + [1] * 19, "ppo": curve.to_numpy()}, index=curve.index)
+    frame.index.name = "timestamp"
+    frame.to_csv(tmp_path / FOLDER / EQUITY_FILE)
+    per_fold = [
+        {"fold": k, "policy": "ppo", "train_start": "2019-01-02T00:00:00+00:00",
+         "train_end": "2021-12-03T00:00:00+00:00", "test_start": str(f.index[0]), "test_end": str(f.index[-1]),
+         "sharpe": 0.5 + k,
+         "total_return": float(np.prod(1 + f.to_numpy()) - 1), "max_drawdown": -0.05}
+        for k, f in enumerate(folds)
+    ]  # fmt: skip
+    total = float(curve.iloc[-1] / curve.iloc[0] - 1)
+    walked = {"folds": 2, "embargo": 20, "per_fold": per_fold,
+              "overall": [{"policy": "ppo", "sharpe": 0.9, "total_return": total, "max_drawdown": -0.07}]}  # fmt: skip
+    part, charts = walk_forward_section(str(tmp_path), walked)
+    assert part.key == "walk-forward" and set(charts) == {CHART}
+    assert charts[CHART].startswith(b"\x89PNG")
+    assert part.html.count("<tr") == 1 + 2 + 1  # header, two folds, the stitched row
+    for row in per_fold:
+        assert f"{row['total_return']:.2%}" in part.html
+    assert f"{total:.2%}" in part.html and "2022-01-03 .. 2022-01-28" in part.html
+    assert "up to 20 bars (the embargo) before the fold" in part.html
