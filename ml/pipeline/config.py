@@ -59,7 +59,9 @@ class PipelineConfig:
     samples: int = 4
     iterations: int = 4  # tuning reports per trial
     steps_per_iteration: int = 4096
-    retrain_timesteps: int = 40_000  # final fit of the best config on train + validation
+    # Final fit of the best config on train + validation. None: the tuned budget (iterations x steps_per_iteration)
+    # x (train + validation bars) / (train bars), the same passes over the data as tuning (ml.pipeline.budget).
+    retrain_timesteps: int | None = None
     metric: str = "sharpe"  # tuning objective, on the validation split
     baselines: tuple[str, ...] = ("buy_and_hold", "flat", "ma_crossover")
     env: dict[str, Any] = field(default_factory=dict)  # EnvConfig overrides, for training and backtests alike
@@ -89,7 +91,10 @@ class PipelineConfig:
         need(self.samples >= 1, f"samples must be >= 1 (got {self.samples})")
         need(self.iterations >= 1, f"iterations must be >= 1 (got {self.iterations})")
         need(self.steps_per_iteration >= 1, f"steps_per_iteration must be >= 1 (got {self.steps_per_iteration})")
-        need(self.retrain_timesteps >= 1, f"retrain_timesteps must be >= 1 (got {self.retrain_timesteps})")
+        need(
+            self.retrain_timesteps is None or self.retrain_timesteps >= 1,
+            f"retrain_timesteps must be >= 1, or null to derive it (got {self.retrain_timesteps})",
+        )
         need(bool(self.out), "out must name a folder or an s3:// prefix")
         need(
             self.memory_bank is None or (isinstance(self.memory_bank, str) and not storage.is_s3(self.memory_bank)),
@@ -151,12 +156,15 @@ def _typed(key: str, kind: str, text: str, where: str) -> Any:
         return text
     if kind == "str | None":
         return None if text in ("", "null", "None") else text
+    if kind == "int | None" and text in ("", "null", "None"):
+        return None
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise RlopsError(f"{where} {key}={text}: not a valid value ({exc})") from exc
     expected: dict[str, tuple[type, str]] = {
         "int": (int, "an integer"),
+        "int | None": (int, "an integer, or null"),
         "bool": (bool, "true or false"),
         "tuple[str, ...]": (list, "a list such as [ppo, a3c]"),
         "dict[str, Any]": (dict, "a mapping such as {commission_bps: 5}"),

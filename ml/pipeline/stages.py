@@ -13,7 +13,7 @@ import json
 import math
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -26,6 +26,7 @@ from ml.pipeline.config import PipelineConfig
 from rlops_core.errors import RlopsError
 
 if TYPE_CHECKING:
+    from ml.pipeline.budget import RefitBudget
     from ml.tune.settings import TuneSettings
 
 STAGE_FILE = "stage.json"
@@ -186,10 +187,12 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
 
     config = ctx.config
     dataset = ctx.input_results["data"]["store"]
+    budget = _refit_budget(config, dataset)
+    ctx.say(f"training budgets: {budget.describe()}")
     trained: dict[str, Any] = {}
     for algo in config.algos:
         best = ctx.input_results["tune"][algo]["best_config"]
-        values = {**best["config"], "total_timesteps": config.retrain_timesteps, "seed": config.seed}
+        values = {**best["config"], "total_timesteps": budget.timesteps, "seed": config.seed}
         if config.smoke:
             values.update(SMOKE_OVERRIDES[algo])
         cls = config_class(algo)
@@ -212,6 +215,8 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
             "checkpoint": checkpoint,
             "steps": result.global_step,
             "mean_return": result.mean_return,
+            # Both budgets together: what the configuration was tuned at and what its refit trained for.
+            "budget": (budget if not config.smoke else _smoke(budget, agent.total_timesteps)).to_dict(),
             # The search this checkpoint won, carried to the backtest, which counts every trial of it.
             "trial_sharpes": ctx.input_results["tune"][algo].get("trial_sharpes"),
             # What the walk-forward refits each fold with: the same configuration, on less history.
@@ -219,6 +224,28 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
             "env": env,
         }
     return trained
+
+
+def _refit_budget(config: PipelineConfig, dataset: str) -> RefitBudget:
+    """The refit's budget next to the tuned one, from the bars of train and of train + validation."""
+    from ml.data.features import FeatureConfig
+    from ml.envs.factory import prepared
+    from ml.pipeline.budget import refit_budget
+    from ml.tune.runner import SMOKE_SETTINGS
+
+    split = prepared(dataset, FeatureConfig(), config.split).split
+    tuned = SMOKE_SETTINGS if config.smoke else {}
+    return refit_budget(
+        tuned.get("iterations", config.iterations),
+        tuned.get("steps_per_iteration", config.steps_per_iteration),
+        len(split.train),
+        len(split.part("train+validation")),
+        config.retrain_timesteps,
+    )
+
+
+def _smoke(budget: RefitBudget, timesteps: int) -> RefitBudget:
+    return replace(budget, timesteps=timesteps, source="smoke")
 
 
 def run_backtest(ctx: StageContext) -> dict[str, Any]:

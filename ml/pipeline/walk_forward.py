@@ -191,7 +191,8 @@ def _refit(ctx: StageContext, algo: str, plan: FoldPlan, where: str) -> str:
     values, env = dict(final["config"]), dict(final["env"])
     if config.walk_forward.tune:
         best = _tune_fold(ctx, algo, plan, where)
-        values = {**best["config"], "total_timesteps": config.retrain_timesteps, "seed": config.seed}
+        # The run's own refit budget (ml.pipeline.budget), so a fold's refit trains as long as the final one.
+        values = {**best["config"], "total_timesteps": final["config"]["total_timesteps"], "seed": config.seed}
         if config.smoke:
             values.update(SMOKE_OVERRIDES[algo])
         env = {**best.get("env", {}), **config.env}
