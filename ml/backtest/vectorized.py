@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from ml.agents.networks import mlp_layers
 from ml.agents.normalization import OBS_CLIP
 from ml.agents.policy import Policy
+from ml.backtest.certain_argmax import CertainArgmax
 from ml.backtest.fork_map import fork_map
 from ml.backtest.sweep_kernel import observe_stacked, step_stacked
 from ml.backtest.sweep_ledger import Ledger
@@ -71,6 +72,7 @@ class StackedPolicy:
                 raise RlopsError("stacked policies must all use observation normalisation, or none")
             self.mean = torch.stack([n.mean for n in norms if n is not None])[:, None, :]
             self.scale = torch.stack([torch.sqrt(n.var + _NORM_EPS) for n in norms if n is not None])[:, None, :]
+        self._certain: CertainArgmax | None = None  # built on first use, from this stack's own rows
         self.low = torch.as_tensor(np.asarray(spec.action_low, dtype=np.float32))
         self.high = torch.as_tensor(np.asarray(spec.action_high, dtype=np.float32))
 
@@ -78,6 +80,7 @@ class StackedPolicy:
         """Policies start..stop-1 as their own stack: views into this one's tensors, nothing stacked again."""
         part = copy.copy(self)
         part.count = stop - start
+        part._certain = None
         part.policies = self.policies[start:stop]
         part.layers = [
             (layer[0][start:stop], layer[1][start:stop]) if isinstance(layer, tuple) else layer for layer in self.layers
@@ -99,13 +102,23 @@ class StackedPolicy:
         A batched product rounds differently from the one-row product an env's backtest makes (the BLAS
         kernels block the sums differently), and over millions of decisions a near tie between two actions
         does flip; so a result that must equal the per-cell backtest runs each row through the policy's own
-        `sample_actions`, as `Policy.act` does after normalising.
+        `sample_actions`, as `Policy.act` does after normalising. For discrete actions only the rows whose
+        choice a bounded-error stacked pass cannot settle (`CertainArgmax`: near ties) take that path.
         """
         rows = x.shape[1]
+        if self.discrete:
+            if self._certain is None:
+                self._certain = CertainArgmax(self.layers)
+            best, certain = self._certain(x)
+            for p, r in zip(*np.nonzero(~certain), strict=True):
+                best[p, r] = self.policies[p].model.sample_actions(x[p, r : r + 1], None, True)[0]
+            chosen: npt.NDArray[Any] = best[..., None]
+            return chosen
         actions = [policy.model.sample_actions(x[p, r : r + 1], None, True)[0].numpy()
                    for p, policy in enumerate(self.policies) for r in range(rows)]  # fmt: skip
         out: npt.NDArray[Any] = np.stack(actions).reshape(self.count, rows, -1)
-        return out if self.discrete else np.clip(out, self.low.numpy(), self.high.numpy())
+        clipped: npt.NDArray[Any] = np.clip(out, self.low.numpy(), self.high.numpy())
+        return clipped
 
     def act_normalised(self, x: Tensor) -> npt.NDArray[Any]:
         """`act` for (P, B, D) observations that are already normalised (or need none); the caller turns
