@@ -155,7 +155,10 @@ def _assemble(
     log: pd.DataFrame,
     bench_log: pd.DataFrame,
     span: Span,
+    interval: bool = True,
 ) -> BacktestResult:
+    """The scored result of `log`. `interval` False leaves Sharpe's bootstrap interval NaN, for a caller that
+    bootstraps many results at once (`batch_scoring.sharpe_intervals`, the same figures)."""
     symbols = market.symbols
     closes = pd.DataFrame(market.close[log["bar"].to_numpy()], index=log.index, columns=list(symbols))
     opens = pd.DataFrame(market.open[log["bar"].to_numpy()], index=log.index, columns=list(symbols))
@@ -188,13 +191,17 @@ def _assemble(
         nav=series["equity"].to_numpy()[:-1],  # the equity each bar's orders were sized on
         trade_pnl=trades.loc[~trades["open"], "pnl"].to_numpy(),
     )
-    low, high = bootstrap_sharpe_ci(
-        returns,
-        periods_per_year,
-        config.risk_free,
-        samples=config.bootstrap_samples,
-        confidence=config.confidence,
-        seed=config.seed,
+    low, high = (
+        bootstrap_sharpe_ci(
+            returns,
+            periods_per_year,
+            config.risk_free,
+            samples=config.bootstrap_samples,
+            confidence=config.confidence,
+            seed=config.seed,
+        )
+        if interval
+        else (float("nan"), float("nan"))
     )
     stamps = market.timestamps
     judged = verdict(policy, config, market, span)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from ml.agents.policy import Policy
 from ml.backtest.batch import Cell, CellOutcome
+from ml.backtest.batch_scoring import IntervalRequest, sharpe_intervals
 from ml.backtest.engine import (
     BacktestConfig,
     _assemble,
@@ -32,6 +33,7 @@ from ml.backtest.engine import (
 )
 from ml.backtest.fork_map import fork_map
 from ml.backtest.policies import BASELINE_PREFIX, ResolvedPolicy, resolve_policy
+from ml.backtest.result import BacktestResult
 from ml.backtest.vectorized import SweepResult, sweep
 from ml.data.splits import Span
 from ml.envs.config import EnvConfig
@@ -163,10 +165,11 @@ def _loaded(group: list[_Planned], name: str) -> Policy:
 
 
 def _assemble_chunk(jobs: list[_Job], result: SweepResult, save_to: str | None) -> list[CellOutcome]:
-    """Each job's result as `backtest` assembles it from its env's log, saved as `run_cell` saves it."""
+    """Each job's result as `backtest` assembles it from its env's log, saved as `run_cell` saves it; Sharpe's
+    bootstrap intervals are drawn for the whole chunk at once (`batch_scoring`), with the same figures."""
     assert result.ledger is not None
     benchmarks: dict[int, pd.DataFrame] = {}
-    outcomes = []
+    scored: list[tuple[_Planned, BacktestResult | Exception]] = []
     for job in jobs:
         planned = job.planned
         try:
@@ -175,9 +178,35 @@ def _assemble_chunk(jobs: list[_Job], result: SweepResult, save_to: str | None) 
             log = result.ledger.frame(job.p, job.m, result.equity[job.p, job.m], planned.market)
             backtest = _assemble(
                 planned.resolved, planned.cell.dataset, planned.config, planned.env_config, planned.market, log,
-                benchmarks[job.m], planned.span,
+                benchmarks[job.m], planned.span, interval=False,
             )  # fmt: skip
-            outcomes.append(CellOutcome.finished(planned.cell, backtest, save_to))
+            scored.append((planned, backtest))
+        except Exception as exc:  # recorded in the leaderboard, as `run_cell` records it
+            scored.append((planned, exc))
+    requests = [_interval_request(planned, done) for planned, done in scored if not isinstance(done, Exception)]
+    intervals = iter(sharpe_intervals(requests))
+    outcomes = []
+    for planned, scoring in scored:
+        try:
+            if isinstance(scoring, Exception):
+                raise scoring
+            interval = next(intervals)
+            if isinstance(interval, Exception):
+                raise interval
+            outcomes.append(CellOutcome.finished(planned.cell, replace(scoring, sharpe_ci=interval), save_to))
         except Exception as exc:  # recorded in the leaderboard, as `run_cell` records it
             outcomes.append(CellOutcome.failed(planned.cell, exc))
     return outcomes
+
+
+def _interval_request(planned: _Planned, backtest: BacktestResult) -> IntervalRequest:
+    """The bootstrap `backtest` would have run for this cell, with the engine's own arguments."""
+    config = planned.config
+    return IntervalRequest(
+        backtest.returns.to_numpy()[1:],
+        config.periods_per_year or planned.market.periods_per_year,
+        config.risk_free,
+        config.bootstrap_samples,
+        config.confidence,
+        config.seed,
+    )
