@@ -302,11 +302,12 @@ def run_backtest(ctx: StageContext) -> dict[str, Any]:
 
 
 def run_report(ctx: StageContext) -> dict[str, Any]:
-    """The HTML report (and PNG charts) of the test-split batch, written next to a copy of its results."""
-    from ml.backtest.report import write_report
+    """The research report (ml/pipeline/report.py), written next to a copy of the test-split batch whose cells get
+    their own reports: data and split, tuning on validation, test equity, leaderboard, deflated Sharpe."""
+    from ml.pipeline.report import write_research_report
 
     storage.copy_tree(ctx.inputs["backtest"], ctx.output)  # its stage.json is replaced by this stage's own
-    path = write_report(ctx.output)
+    path = write_research_report(ctx.output, ctx.config, ctx.input_results)
     return {"report": path}
 
 
@@ -396,7 +397,13 @@ STAGES: tuple[Stage, ...] = (
         ("baselines", "walk_forward", *ENV_SETTINGS),
         run_backtest,
     ),
-    Stage("report", ("backtest",), "report.html and charts/ of the test-split batch", (), run_report),
+    Stage(
+        "report",
+        ("data", "tune", "train", "backtest"),
+        "report.html: the research report (data, split, tuning, test equity, leaderboard), and each cell's report",
+        (),
+        run_report,
+    ),
     Stage(
         "record",
         ("data", "tune", "backtest", "report"),

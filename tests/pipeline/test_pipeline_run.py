@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from html import escape as html_escape
+from html import unescape as html_unescape
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 import yaml
 
+from ml.backtest.report.page import span_text
+from ml.backtest.result import BacktestResult
 from ml.pipeline.config import PipelineConfig
 from ml.pipeline.runner import run_pipeline, run_stage
 from ml.pipeline.stages import stage_named, write_stage
 from rlops_core import memory
 from rlops_core.errors import RlopsError
+from tests.backtest.test_backtest_report import Page, chromium_dump, console_lines, scope_of
 
 REPO_BANK = Path(__file__).resolve().parents[2] / "memory_bank"
 
@@ -43,6 +50,7 @@ def test_smoke_pipeline_end_to_end_is_consistent_and_reruns_from_cache(tmp_path:
     section = html[html.index('id="leaderboard"') :]
     for sharpe in board["sharpe"]:
         assert f"{sharpe:.4f}" in section  # the report shows the leaderboard's own test-split Sharpe
+    check_research_report(out, {r.stage: r.result for r in runs}, html)
     entries = memory.read_entries(bank, memory.EntryKind.PROGRESS)
     latest = entries[-1]
     best = runs[3].result["leaderboard"][0]  # type: ignore[index]
@@ -64,6 +72,38 @@ def test_smoke_pipeline_end_to_end_is_consistent_and_reruns_from_cache(tmp_path:
     again = run_pipeline(config, say=lambda _: None)
     assert all(r.skipped for r in again)
     assert len(memory.read_entries(bank, memory.EntryKind.PROGRESS)) == len(entries)
+
+
+def check_research_report(out: Path, results: dict[str, Any], html: str) -> None:
+    """The research report holds every section, agrees with the stages' own numbers, and loads cleanly in Chromium."""
+    page = Page(html)
+    assert page.sections == ["summary", "data", "tuning", "equity", "leaderboard", "deflated-sharpe", "config"]
+    assert list(page.charts) == ["test_equity"] and (out / "report" / "charts" / "test_equity.png").is_file()
+    assert results["data"]["fingerprint"] in html
+    # The test split's dates and bars are the ones every cell was scored on; the header says so.
+    cell = BacktestResult.load(str(out / "report" / "cells" / "0000"))
+    test_row = re.search(r'data-part="test">test</span></td><td>([^<]*)</td><td>([\d,]+)</td>', html)
+    assert test_row and test_row.group(2).replace(",", "") == str(len(cell.timeseries))
+    assert scope_of(html) == (f"test period {html_unescape(test_row.group(1))}", "out-of-sample")
+    assert test_row.group(1) == html_escape(span_text(cell.period_start, cell.period_end))
+    # Each algorithm's tuning leaderboard lists its trials on validation, the chosen one first.
+    for algo, tuned in results["tune"].items():
+        trials = pd.read_parquet(Path(tuned["experiment"]) / "leaderboard.parquet")
+        table = html[html.index(f'data-algo="{algo}"') :]
+        assert all(str(trial) in table for trial in trials["trial_id"])
+        assert f"{tuned['best_score']:,.4f}" in table[: table.index("</table>")]
+    assert html.count('data-chosen="true"') == len(results["tune"])
+    board = pd.read_parquet(out / "report" / "leaderboard.parquet")
+    for index in board["cell"]:
+        assert f'href="cells/{int(index):04d}/report.html"' in html
+        assert (out / "report" / "cells" / f"{int(index):04d}" / "report.html").is_file()
+    n = results["backtest"].get("n_trials", results["backtest"]["trials"])
+    assert f"<span data-n-trials>{n}</span>" in html
+    assert f"<span data-dsr>{results['backtest']['deflated_sharpe']:.2%}</span>" in html
+    dom, stderr = chromium_dump((out / "report" / "report.html").as_uri())
+    status = Page(dom).status
+    assert status["data-state"] == "ok" and status["data-charts-rendered"] == "1", status
+    assert console_lines(stderr) == []
 
 
 def test_data_stage_reuse_force_and_out_of_order_stages(tmp_path: Path) -> None:
