@@ -125,6 +125,16 @@ def test_pipeline_on_a_users_csv_with_chosen_dates_and_a_walk_forward(tmp_path: 
         assert overall["total_return"] == pytest.approx(growth[-1] - 1.0, rel=1e-9, abs=1e-12)
     assert len(equity) == sum(e - s for s, e in zip(test_starts, test_ends, strict=True)) + 1
 
+    # The research report shows the walk-forward: each fold's and the stitched figures, and the stitched curve.
+    html = (out / "report" / "report.html").read_text()
+    part = html[html.index('id="walk-forward"') :]
+    part = part[: part.index("</section>")]
+    for row in folds.to_dict("records"):
+        assert f"{row['total_return']:.2%}" in part
+    for row in walked["overall"]:
+        assert f"{row['total_return']:.2%}" in part
+    assert (out / "report" / "charts" / "walk_forward_equity.png").stat().st_size > 0
+
 
 def test_the_report_section_shows_each_fold_the_stitched_rows_and_curve(tmp_path: Path) -> None:
     from ml.pipeline.walk_forward import EQUITY_FILE, FOLDER, stitch
