@@ -94,9 +94,14 @@ def check_research_report(out: Path, results: dict[str, Any], html: str) -> None
         assert f"{tuned['best_score']:,.4f}" in table[: table.index("</table>")]
     assert html.count('data-chosen="true"') == len(results["tune"])
     board = pd.read_parquet(out / "report" / "leaderboard.parquet")
-    for index in board["cell"]:
-        assert f'href="cells/{int(index):04d}/report.html"' in html
-        assert (out / "report" / "cells" / f"{int(index):04d}" / "report.html").is_file()
+    for record in board.to_dict("records"):
+        folder = out / "report" / "cells" / f"{int(record['cell']):04d}"
+        assert f'href="cells/{int(record["cell"]):04d}/report.html"' in html and (folder / "report.html").is_file()
+        # One trade count everywhere: the leaderboard's, the metrics', the trades table's closed rows, the cell page's.
+        result = BacktestResult.load(str(folder))
+        closed = int((~result.trades["open"]).sum())
+        assert record["n_trades"] == result.metrics["n_trades"] == closed
+        assert f'<span data-trades="n_trades">{closed:,}</span>' in (folder / "report.html").read_text()
     n = results["backtest"].get("n_trials", results["backtest"]["trials"])
     assert f"<span data-n-trials>{n}</span>" in html
     assert f"<span data-dsr>{results['backtest']['deflated_sharpe']:.2%}</span>" in html
