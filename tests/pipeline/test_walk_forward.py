@@ -166,3 +166,20 @@ def test_the_report_section_shows_each_fold_the_stitched_rows_and_curve(tmp_path
         assert f"{row['total_return']:.2%}" in part.html
     assert f"{total:.2%}" in part.html and "2022-01-03 .. 2022-01-28" in part.html
     assert "up to 20 bars (the embargo) before the fold" in part.html
+
+
+def test_tuning_on_a_fold_trains_and_scores_only_before_it(tmp_path: Path) -> None:
+    """`walk_forward.tune`: each fold's tuning trials get markets that end an embargo before the fold."""
+    from ml.pipeline.walk_forward import plan_folds
+    from ml.tune.objective import build_payload
+
+    csv = str(write_stock_csv(tmp_path / "ACME.csv"))
+    stamps = resolve_dataset(csv).panel().timestamps
+    chosen = SplitConfig(validation_start=VALIDATION_START, test_start=TEST_START, embargo=EMBARGO)
+    for plan in plan_folds(stamps, chosen, FeatureConfig().warmup, 2, None):
+        payload = build_payload(csv, {}, 1, "sharpe", "max", plan.split.to_dict())
+        train, (validation,) = payload.source.market, payload.windows
+        assert validation.span.stop == plan.fold.test.start - EMBARGO == plan.fold.train.stop
+        assert len(validation.market.timestamps) == validation.span.stop  # no array reaches the embargo or the fold
+        assert train.timestamps[-1] < stamps[validation.span.start - EMBARGO]
+        assert payload.source.description["split"] == plan.split.to_dict()  # what its checkpoints will record
