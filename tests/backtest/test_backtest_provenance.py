@@ -90,6 +90,17 @@ def test_a_batch_refuses_in_sample_cells_unless_the_grid_allows_them(nasdaq_chec
     assert bool(allowed.loc["train", "in_sample"]) and not bool(allowed.loc["test", "in_sample"])
 
 
+def test_cells_run_one_by_one_keep_the_label_through_the_merge(nasdaq_checkpoint: Path, tmp_path: Path) -> None:
+    from ml.backtest.batch import merge_cells, run_one_cell
+
+    grid = Grid(policies=[str(nasdaq_checkpoint)], datasets=["sp500"], periods=["train"], bootstrap_samples=20,
+                allow_in_sample=True)  # fmt: skip
+    outcome = run_one_cell(grid, 0, str(tmp_path))
+    assert outcome.status == "ok" and outcome.in_sample
+    row = merge_cells(grid, str(tmp_path)).leaderboard.iloc[0]
+    assert bool(row["in_sample"]) and "trained on dataset 'nasdaq'" in str(row["warnings"])
+
+
 @pytest.mark.slow
 def test_the_command_refuses_in_one_line_and_labels_what_it_allows(nasdaq_checkpoint: Path, tmp_path: Path) -> None:
     refused = rlops("backtest", "run", "--policy", str(nasdaq_checkpoint), "--split", "train", "--no-report")
