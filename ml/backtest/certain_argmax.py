@@ -40,11 +40,15 @@ class CertainArgmax:
     """
 
     def __init__(self, layers: Sequence[tuple[Tensor, Tensor] | Any]) -> None:
-        self.layers: list[tuple[Tensor, Tensor, Tensor, Tensor, float] | str] = []
+        # Per Linear: the weights, |weights| twice and the biases, |biases|, zeros stacked along the policy axis,
+        # so one batched product per layer gives the value, its magnitude and the carried bound together.
+        self.layers: list[tuple[Tensor, Tensor, float] | str] = []
         for layer in layers:
             if isinstance(layer, tuple):
                 weights, biases = layer
-                self.layers.append((weights, biases, weights.abs(), biases.abs(), _gamma(weights.shape[1])))
+                stacked_weights = torch.cat([weights, weights.abs(), weights.abs()])
+                stacked_biases = torch.cat([biases, biases.abs(), torch.zeros_like(biases)])
+                self.layers.append((stacked_weights, stacked_biases, _gamma(weights.shape[1])))
             else:
                 self.layers.append("tanh" if layer in (torch.tanh, torch.tanh_) else "relu")
 
@@ -58,10 +62,10 @@ class CertainArgmax:
                     (torch.tanh(value), bound + _TANH_ERROR) if layer == "tanh" else (torch.relu(value), bound)
                 )
             else:
-                weights, biases, abs_weights, abs_biases, gamma = layer
-                magnitude = torch.baddbmm(abs_biases, value.abs() + bound, abs_weights)
-                bound = torch.baddbmm(magnitude, bound, abs_weights, beta=gamma)
-                value = torch.baddbmm(biases, value, weights)
+                weights, biases, gamma = layer
+                out = torch.baddbmm(biases, torch.cat([value, value.abs() + bound, bound]), weights)
+                value, magnitude, carried = out.chunk(3)
+                bound = torch.add(carried, magnitude, alpha=gamma)
         logits, slack = value.numpy(), 2 * _SAFETY * bound.numpy()
         best = logits.argmax(axis=-1)
         picked = np.take_along_axis(logits - slack, best[..., None], axis=-1)[..., 0]

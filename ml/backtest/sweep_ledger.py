@@ -14,7 +14,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ml.envs.execution_log import ExecutionLog
 from ml.envs.market import MarketData
 
 
@@ -67,12 +66,23 @@ class Ledger:
         self.fills[:, :, row] = fills.swapaxes(0, 1)
 
     def frame(self, p: int, m: int, equity: npt.NDArray[np.float64], market: MarketData) -> pd.DataFrame:
-        """Account (p, m)'s rows as `ExecutionLog.to_frame` gives them, built by that same method."""
-        log = ExecutionLog(market)
-        log.bars = self.bars[p, m].tolist()
-        log.cash = self.cash[p, m].tolist()
-        log.equity = equity.tolist()
-        log.commission, log.slippage, log.borrow = (self.costs[p, m, :, k].tolist() for k in range(3))
-        log.shares = list(self.shares[p, m])
-        log.fill_qty, log.fill_price, log.target = (list(self.fills[p, m, :, :, k]) for k in range(3))
-        return log.to_frame()
+        """Account (p, m)'s rows as `ExecutionLog.to_frame` gives them: the same columns, order, types and values,
+        built from the arrays in one go (filling an `ExecutionLog` row by row cost more than the cell's metrics)."""
+        columns: dict[str, npt.NDArray[np.generic]] = {
+            "bar": self.bars[p, m],
+            "cash": self.cash[p, m],
+            "equity": equity,
+            "commission": self.costs[p, m, :, 0],
+            "slippage": self.costs[p, m, :, 1],
+            "borrow": self.costs[p, m, :, 2],
+        }
+        for name, values in (
+            ("shares", self.shares[p, m]),
+            ("fill_qty", self.fills[p, m, :, :, 0]),
+            ("fill_price", self.fills[p, m, :, :, 1]),
+            ("target", self.fills[p, m, :, :, 2]),
+        ):
+            for a, symbol in enumerate(market.symbols):
+                columns[f"{name}_{symbol}"] = np.ascontiguousarray(values[:, a])
+        index = pd.DatetimeIndex(market.timestamps[self.bars[p, m]], name="timestamp")
+        return pd.DataFrame({name: np.array(values) for name, values in columns.items()}, index=index)

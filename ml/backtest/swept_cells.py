@@ -68,8 +68,9 @@ def run_swept(cells: Sequence[Cell], workers: int, save_to: str | None) -> tuple
     groups: dict[str, list[_Planned]] = {}
     rest: list[Cell] = []
     resolved: dict[str, ResolvedPolicy | None] = {}
+    markets: dict[tuple[str, int], MarketData] = {}
     for cell in cells:
-        planned = _plan(cell, resolved)
+        planned = _plan(cell, resolved, markets)
         if planned is None:
             rest.append(cell)
         else:
@@ -82,7 +83,11 @@ def run_swept(cells: Sequence[Cell], workers: int, save_to: str | None) -> tuple
     return outcomes, sorted(rest, key=lambda c: c.index)
 
 
-def _plan(cell: Cell, resolved: dict[str, ResolvedPolicy | None]) -> _Planned | None:
+def _plan(
+    cell: Cell, resolved: dict[str, ResolvedPolicy | None], markets: dict[tuple[str, int], MarketData]
+) -> _Planned | None:
+    """The cell as the sweep would run it, or None for the per-cell path. Policies and markets are built once
+    per batch (`resolved`, `markets`): a grid's cells share them many times over."""
     if cell.policy.startswith(BASELINE_PREFIX) or cell.params:
         return None
     config = cell.config()
@@ -98,7 +103,12 @@ def _plan(cell: Cell, resolved: dict[str, ResolvedPolicy | None]) -> _Planned | 
         split = split_of(policy, config)
         data = prepared(cell.dataset, features, split)
         span = resolve_period(data, cell.period)
-        market = data.market(span, env_config.window)
+        market_key = json.dumps(
+            [cell.dataset, cell.period, features.to_dict(), split.to_dict()], sort_keys=True, default=str
+        )
+        if (market_key, env_config.window) not in markets:
+            markets[market_key, env_config.window] = data.market(span, env_config.window)
+        market = markets[market_key, env_config.window]
     except Exception:  # the per-cell run meets the same error and reports it as `backtest` words it
         return None
     spec = getattr(policy.loaded, "spec", None)
@@ -111,9 +121,6 @@ def _plan(cell: Cell, resolved: dict[str, ResolvedPolicy | None]) -> _Planned | 
         or observation_size(market, env_config) != policy.obs_dim
     ):
         return None
-    market_key = json.dumps(
-        [cell.dataset, cell.period, features.to_dict(), split.to_dict()], sort_keys=True, default=str
-    )
     return _Planned(cell, policy, config, env_config, market, market_key, span)
 
 

@@ -81,12 +81,15 @@ def extract_trades(
 ) -> pd.DataFrame:
     """`log` is an ExecutionLog frame; `open_prices` the raw opens (same index) that slippage is measured from."""
     rows: list[dict[str, object]] = []
+    # Every bar's Timestamp built in one pass: indexing the DatetimeIndex builds one per call, which cost more
+    # than the rest of the loop.
+    stamps = list(log.index)
     for symbol in symbols:
         qty_col, price_col = log[f"fill_qty_{symbol}"].to_numpy(), log[f"fill_price_{symbol}"].to_numpy()
         opens = open_prices[symbol].to_numpy()
         trade: _OpenTrade | None = None
         for i in np.flatnonzero(qty_col):
-            when, qty, price = log.index[int(i)], float(qty_col[i]), float(price_col[i])
+            qty, price = float(qty_col[i]), float(price_col[i])
             side = 1.0 if qty > 0 else -1.0
             remaining = abs(qty)
             unit_commission = price * commission_rate
@@ -98,11 +101,11 @@ def extract_trades(
                 trade.slippage += closing * unit_slippage
                 remaining -= closing
                 if abs(trade.position) <= 1e-12 * max(trade.size, 1.0):
-                    rows.append(trade.row(symbol, when, None))
+                    rows.append(trade.row(symbol, stamps[i], None))
                     trade = None
             if remaining > 0:
                 if trade is None:
-                    trade = _OpenTrade(direction=side, entry_time=when)
+                    trade = _OpenTrade(direction=side, entry_time=stamps[i])
                 trade.add(remaining, price)
                 trade.commission += remaining * unit_commission
                 trade.slippage += remaining * unit_slippage
