@@ -86,10 +86,7 @@ def split_of(policy: ResolvedPolicy, config: BacktestConfig) -> SplitConfig:
 
 
 def _features(policy: ResolvedPolicy) -> FeatureConfig:
-    values = dict(policy.feature_settings)
-    if "ma_windows" in values:
-        values["ma_windows"] = tuple(values["ma_windows"])
-    return FeatureConfig(**values)
+    return FeatureConfig.from_dict(policy.feature_settings)
 
 
 def run_env(env: TradingEnv, act: Any) -> pd.DataFrame:
@@ -123,7 +120,9 @@ def backtest(policy: Any, data: str | None = None, config: BacktestConfig | None
             f"window gives {env.sim.obs_size}"
         )
     log = run_env(env, resolved.build(env.sim))
-    return _assemble(resolved, data, config, env_config, market, log, benchmark_log(market, env_config, config), span)
+    return assemble_result(
+        resolved, data, config, env_config, market, log, benchmark_log(market, env_config, config), span
+    )
 
 
 def verdict(policy: ResolvedPolicy, config: BacktestConfig, market: MarketData, span: Span) -> Verdict:
@@ -146,7 +145,7 @@ def benchmark_log(market: MarketData, env_config: EnvConfig, config: BacktestCon
     return run_env(bench, baseline(config.benchmark, bench.sim, config.seed))
 
 
-def _assemble(
+def assemble_result(
     policy: ResolvedPolicy,
     data: str,
     config: BacktestConfig,

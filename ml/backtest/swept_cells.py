@@ -24,9 +24,9 @@ from ml.backtest.batch import Cell, CellOutcome
 from ml.backtest.batch_scoring import IntervalRequest, sharpe_intervals
 from ml.backtest.engine import (
     BacktestConfig,
-    _assemble,
     _env_config,
     _features,
+    assemble_result,
     benchmark_log,
     resolve_period,
     split_of,
@@ -183,7 +183,7 @@ def _assemble_chunk(jobs: list[_Job], result: SweepResult, save_to: str | None) 
             if job.m not in benchmarks:
                 benchmarks[job.m] = benchmark_log(planned.market, planned.env_config, planned.config)
             log = result.ledger.frame(job.p, job.m, result.equity[job.p, job.m], planned.market)
-            backtest = _assemble(
+            backtest = assemble_result(
                 planned.resolved, planned.cell.dataset, planned.config, planned.env_config, planned.market, log,
                 benchmarks[job.m], planned.span, interval=False,
             )  # fmt: skip

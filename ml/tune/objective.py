@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ml.agents.env_sources import MarketSource, trading_source
@@ -73,8 +73,7 @@ def score(policy: Any, payload: Payload) -> tuple[float, dict[str, float | str]]
     the mean validation Sharpe (``val_sharpe``, when the metric is not Sharpe itself) and every validation bar's
     return (``val_returns``, a JSON list over the windows in order): what the pipeline's trial count and PBO read.
     """
-    from ml.backtest.baselines import baseline
-    from ml.backtest.engine import BacktestConfig, _assemble, run_env
+    from ml.backtest.engine import BacktestConfig, assemble_result, benchmark_log, run_env
     from ml.backtest.policies import resolve_policy
     from ml.envs.trading_env import TradingEnv
 
@@ -87,11 +86,12 @@ def score(policy: Any, payload: Payload) -> tuple[float, dict[str, float | str]]
     for window in payload.windows:
         env = TradingEnv(window.market, env_config, record=True)
         log = run_env(env, resolved.build(env.sim))
-        bench = TradingEnv(window.market, replace(env_config, action_mode="discrete", levels=(0.0, 1.0)), record=True)
-        bench_log = run_env(bench, baseline("buy_and_hold", bench.sim, 0))
         config = BacktestConfig(period=window.label, bootstrap_samples=_BOOTSTRAP_SAMPLES)
+        bench_log = benchmark_log(window.market, env_config, config)
         # The engine's own assembly, so a trial's score is the number `rlops backtest` prints for that window.
-        result = _assemble(resolved, payload.dataset, config, env_config, window.market, log, bench_log, window.span)
+        result = assemble_result(
+            resolved, payload.dataset, config, env_config, window.market, log, bench_log, window.span
+        )
         values.append(float(result.metrics[payload.metric]))
         sharpes.append(float(result.metrics["sharpe"]))
         returns.extend(result.returns.to_numpy()[1:].tolist())  # the first row is the start, before any fill
