@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from rlops.cli.split_options import Embargo, SplitFractions, TestStart, ValidationStart, split_from_flags
+
+if TYPE_CHECKING:
+    from ml.data.splits import SplitConfig
 
 app = typer.Typer(
     help="The research pipeline: validate -> tune -> retrain -> backtest on test -> report -> record.",
@@ -25,19 +28,20 @@ def _config(
     out: str | None,
     dataset: str | None,
     bank: Path | None = None,
-    split: object = None,
+    split: SplitConfig | None = None,
     walk_forward: int | None = None,
 ) -> object:
     from dataclasses import replace
 
-    from ml.pipeline.config import PipelineConfig, WalkForwardConfig
+    from ml.pipeline.config import PipelineConfig
 
     config = PipelineConfig.from_yaml(path) if path else PipelineConfig()
     if split is not None:
-        config = replace(config, split=split)  # type: ignore[arg-type]
+        config = replace(config, split=split)
     if walk_forward is not None:
-        config = replace(config, walk_forward=replace(config.walk_forward, folds=walk_forward))
-        WalkForwardConfig.__post_init__(config.walk_forward)
+        config = replace(
+            config, walk_forward=replace(config.walk_forward, folds=walk_forward)
+        )  # replace runs its checks
     if smoke:
         config = replace(config, smoke=True, samples=min(config.samples, 2), iterations=min(config.iterations, 2))
     if out:
