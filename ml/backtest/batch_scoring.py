@@ -1,23 +1,23 @@
 """Sharpe's bootstrap interval for many cells at once, bit for bit what `bootstrap_sharpe_ci` gives each alone.
 
 A cell's resampled bar indices depend only on its series length, sample count, block length and seed, never on
-its returns; so cells sharing those (a batch's cells on one period) draw them once, and each chunk of indices
-gathers every cell's returns in one pass. The per-sample Sharpe ratios are `_k_sharpe`'s, over columns that
-are (sample, cell) pairs: its reductions run down axis 0 in bar order whatever the number of columns, so each
-column's figure is the one the cell alone would get. Drawing the indices was most of a cell's bootstrap.
+its returns; so cells sharing those (a batch's cells on one period) draw them once, where drawing them was most
+of a cell's bootstrap. A compiled kernel then takes every resample's Sharpe ratio straight from the indices,
+without materialising the resampled series, doing `_k_sharpe`'s arithmetic in numpy's order (tested bit for
+bit against the single-series function).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
-from ml.backtest.metrics import FloatArray, _k_sharpe, risk_free_per_period
+from ml.backtest.metrics import FloatArray, IntArray, risk_free_per_period
 from ml.backtest.stats import _CHUNK, bootstrap_indices, bootstrap_sharpe_ci, default_block_length
-
-_GATHER = 1 << 22  # gathered values per pass (32 MiB of float64): bounds memory for long series and many cells
 
 
 @dataclass(frozen=True)
@@ -83,14 +83,36 @@ def _group_intervals(
     block = default_block_length(n)
     rng = np.random.default_rng(seed)
     sharpes = np.empty((samples, cells))
+    columns = np.ascontiguousarray(excess.T)
     for first in range(0, samples, _CHUNK):
         count = min(_CHUNK, samples - first)
-        idx = bootstrap_indices(n, count, block, "stationary", rng)
-        step = max(1, _GATHER // (n * count))
-        for c in range(0, cells, step):
-            part = excess[:, c : c + step]
-            gathered = part[idx].reshape(n, count * part.shape[1])
-            sharpes[first : first + count, c : c + step] = _k_sharpe(gathered, ppy).reshape(count, part.shape[1])
+        idx = np.ascontiguousarray(bootstrap_indices(n, count, block, "stationary", rng).T)
+        _resampled_sharpes(columns, idx, math.sqrt(ppy), sharpes[first : first + count])
     tail = (1.0 - confidence) / 2.0
     bounds = np.quantile(sharpes, [tail, 1.0 - tail], axis=0)
     return [(float(bounds[0, j]), float(bounds[1, j])) for j in range(cells)]
+
+
+@numba.njit(cache=True, nogil=True)
+def _resampled_sharpes(columns: FloatArray, idx: IntArray, root_ppy: float, out: FloatArray) -> None:
+    """out[s, c] = `_k_sharpe` of column c resampled by idx[s], with numpy's arithmetic in numpy's order: the
+    sums run down the bars one by one (numpy's reductions along axis 0), the mean and the sample variance
+    divide by n and n - 1, the squares are of (value - mean), and a constant resample has Sharpe 0."""
+    cells, n = columns.shape
+    for c in range(cells):
+        column = columns[c]
+        for s in range(idx.shape[0]):
+            rows = idx[s]
+            total, low, high = 0.0, np.inf, -np.inf
+            for i in range(n):
+                value = column[rows[i]]
+                total += value
+                low = min(low, value)
+                high = max(high, value)
+            mean = total / n
+            squares = 0.0
+            for i in range(n):
+                deviation = column[rows[i]] - mean
+                squares += deviation * deviation
+            std = 0.0 if high == low else np.sqrt(squares / (n - 1))
+            out[s, c] = mean / std * root_ppy if std > 0 else 0.0

@@ -20,7 +20,7 @@ def test_intervals_equal_each_series_bootstrapped_alone() -> None:
     rng = np.random.default_rng(3)
     requests = []
     # Lengths shared and not, a sample count that leaves a partial chunk, risk-free rates, seeds, a flat series
-    # (zero variance: Sharpe 0 in every resample) and one long enough to be gathered in several passes.
+    # (zero variance: Sharpe 0 in every resample) and long ones.
     for i, n in enumerate([300, 300, 300, 57, 57, 2, 3, 4100, 4100, 300]):
         returns = rng.normal(2e-4, 0.01, n)
         if i == 2:
