@@ -96,14 +96,14 @@ def run_walk_forward(ctx: StageContext, checkpoints: dict[str, str]) -> dict[str
     bars = load_dataset(dataset)
     warmup = FeatureConfig().warmup
     section = config.walk_forward
-    plans = plan_folds(bars.panel().timestamps, config.split, warmup, section.folds, section.train_bars)
+    stamps = bars.panel().timestamps
+    plans = plan_folds(stamps, config.split, warmup, section.folds, section.train_bars)
     policies = [*checkpoints, *config.baselines]
     rows: list[dict[str, Any]] = []
     returns: dict[str, list[pd.Series]] = {name: [] for name in policies}
     initial = math.nan
     for plan in plans:
         fold, where = plan.fold, storage.join(ctx.output, FOLDER, f"fold{plan.fold.index}")
-        stamps = bars.panel().timestamps
         ctx.say(
             f"walk-forward fold {fold.index + 1}/{len(plans)}: train {stamps[fold.train.start].date()} .. "
             f"{stamps[fold.train.stop - 1].date()}, test {stamps[fold.test.start].date()} .. "
