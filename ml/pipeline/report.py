@@ -21,7 +21,7 @@ import pandas as pd
 
 from ml.backtest.overfitting import describe
 from ml.backtest.report import write_result_report
-from ml.backtest.report.charts import pct_axis, pyplot
+from ml.backtest.report.charts import pct_axis, png, pyplot
 from ml.backtest.report.load import CHARTS, REPORT, Batch, load_batch, load_result
 from ml.backtest.report.markup import (
     PERCENT_METRICS,
@@ -94,8 +94,8 @@ def write_research_report(location: str, config: PipelineConfig, stages: Mapping
         write_result_report(storage.join(location, "cells", f"{cell:04d}"))
     research = gather(location, config, stages, batch)
     text, charts = render_research(research)
-    for name, png in charts.items():
-        storage.write_bytes(storage.join(location, CHARTS, f"{name}.png"), png)
+    for name, image in charts.items():
+        storage.write_bytes(storage.join(location, CHARTS, f"{name}.png"), image)
     target = storage.join(location, REPORT)
     storage.write_bytes(target, text.encode())
     return target
@@ -170,10 +170,10 @@ def tuning_of(algo: str, outcome: Mapping[str, Any]) -> Tuning:
 
 def chart_test_equity(research: Research) -> bytes:
     """Every policy's test-split equity as growth of 1 (they start with the same cash), drawdowns below."""
-    plt = pyplot()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10.0, 5.8), dpi=100, sharex=True, height_ratios=(3.0, 1.4))
-    try:
-        colors = plt.get_cmap("tab10").colors
+    colors = pyplot().get_cmap("tab10").colors
+
+    def draw(_: Any, axes: Any) -> None:
+        top, bottom = axes
         for i, (cell, result) in enumerate(sorted(research.results.items())):
             equity = result.equity
             agent = result.checkpoint_sha256 is not None
@@ -189,12 +189,8 @@ def chart_test_equity(research: Research) -> bytes:
             ax.grid(True, alpha=0.3)
             for side in ("top", "right"):
                 ax.spines[side].set_visible(False)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", metadata={"Software": None})
-    finally:
-        plt.close(fig)
-    return buffer.getvalue()
+
+    return png(draw, (10.0, 5.8), nrows=2, ncols=1, sharex=True, height_ratios=(3.0, 1.4))
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -39,9 +39,10 @@ def pyplot() -> Any:
     return plt
 
 
-def png(draw: Callable[[Any, Any], None], size: tuple[float, float] = (10.0, 3.6)) -> bytes:
+def png(draw: Callable[[Any, Any], None], size: tuple[float, float] = (10.0, 3.6), **layout: Any) -> bytes:
+    """PNG bytes of one figure drawn by `draw(fig, axes)`; `layout` goes to plt.subplots (rows, shared axes...)."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=size, dpi=100)
+    fig, ax = plt.subplots(figsize=size, dpi=100, **layout)
     try:
         draw(fig, ax)
         fig.tight_layout()
