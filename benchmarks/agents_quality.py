@@ -77,6 +77,10 @@ def tasks(steps_scale: float) -> dict[str, Task]:
     def steps(n: int) -> int:
         return max(int(n * steps_scale), 1)
 
+    # value_loss_coef 1.0 is SB3's default vf_coef 0.5 (see sb3_kwargs), which rl-zoo's settings assume; with
+    # rlops' own 0.5 the critic learns at half that weight and Pendulum runs spread more (docs/agents.md).
+    value = 1.0
+
     pendulum = PPOConfig(  # rl-zoo's Pendulum-v1 settings without gSDE (SB3-only), 8 envs
         num_envs=8,
         rollout_steps=256,
@@ -103,21 +107,21 @@ def tasks(steps_scale: float) -> dict[str, Task]:
         "cartpole": Task(
             "cartpole",
             "CartPole-v1 (return)",
-            cartpole_ppo(steps(100_000)),
+            replace(cartpole_ppo(steps(100_000)), value_loss_coef=value),
             A3CConfig(total_timesteps=steps(100_000)),
             eval_episodes=10,
         ),
         "pendulum": Task(
             "pendulum",
             "Pendulum-v1 (return)",
-            replace(pendulum, total_timesteps=steps(100_000)),
+            replace(pendulum, total_timesteps=steps(100_000), value_loss_coef=value),
             A3CConfig(total_timesteps=steps(100_000), gamma=0.9),
             eval_episodes=10,
         ),
         "trading": Task(
             "trading",
             "trading env, sp500 (validation log return)",
-            replace(trading, total_timesteps=steps(100_000)),
+            replace(trading, total_timesteps=steps(100_000), value_loss_coef=value),
             A3CConfig(total_timesteps=steps(100_000)),
             eval_episodes=1,
         ),
@@ -216,7 +220,9 @@ def sb3_kwargs(config: PPOConfig) -> dict[str, Any]:
         "gae_lambda": config.gae_lambda,
         "clip_range": config.clip_param,
         "ent_coef": config.entropy_coef,
-        "vf_coef": config.value_loss_coef,
+        # SB3's value loss is the plain squared error, ours half of it (CleanRL's convention): the same loss
+        # needs half the coefficient on SB3's side.
+        "vf_coef": config.value_loss_coef / 2,
         "max_grad_norm": config.max_grad_norm,
         "normalize_advantage": config.normalize_advantages,
         "target_kl": config.target_kl,
