@@ -4,7 +4,7 @@ One run (`make bench-quality`):
 
 1. For each task (CartPole-v1, Pendulum-v1, the trading env on the S&P 500 training period), rlops PPO and SB3 PPO
    train with the same hyperparameters on ``--seeds`` seeds each; rlops A3C trains on the same seeds with its own
-   settings (A3C has no PPO counterpart in SB3, so it is a third line, not part of the comparison).
+   settings (SB3 has no A3C, so it is a third line, not part of the comparison).
 2. Each run is scored by its deterministic policy: the mean return of 10 evaluation episodes (gymnasium tasks),
    or the log return and Sharpe of one pass over the *validation* period (trading env; tuning-free, the test
    period stays untouched). The same scoring runs at fixed step counts during training: the learning curve.
@@ -12,11 +12,11 @@ One run (`make bench-quality`):
    bootstrap interval (``ml.agents.aggregate``), the IQM curve with its band, and the training wall time
    (evaluation excluded). A Markdown table goes to stdout and ``--out-dir``, the plot to ``--plot``.
 4. A3C stability: the continuous-action learning test's configuration (default gradient clip) on
-   ``--a3c-stability-seeds`` seeds, counting runs that diverge (non-finite weights or evaluation) or fail the
-   test's threshold.
+   ``--a3c-stability-seeds`` seeds, counting runs that diverge (non-finite evaluation) or end below the test's
+   threshold.
 
 PPO runs go through a pool of ``--jobs`` processes (one torch thread each); A3C runs afterwards, one at a time,
-because each already runs two worker processes. ``--smoke`` is the few-second version the test suite runs.
+because each already runs two worker processes. ``--smoke`` (2 seeds, 2% budgets) is the version the test suite runs.
 """
 
 from __future__ import annotations
