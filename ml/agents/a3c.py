@@ -105,6 +105,7 @@ class SharedState:
     norm_lock: Any
     global_step: Any  # multiprocessing Value('q')
     stop: Any  # multiprocessing Event
+    ready: Any  # multiprocessing Barrier: no worker collects before all have started
     messages: Any  # multiprocessing Queue
 
 
@@ -152,6 +153,9 @@ def _run_worker(args: WorkerArgs) -> None:
         return tensor.to(device)
 
     raw_obs, _ = env.reset(seed=cfg.seed + 1000 * (wid + 1))
+    # Spawned workers start a second or more apart; without this the first could use up a small step budget
+    # alone, and the run would not be the num_workers-process run it was configured as.
+    shared.ready.wait(timeout=cfg.worker_timeout_s)
     episode_return, episode_length, updates = 0.0, 0, 0
     pending: list[tuple[float, float, float]] = []
     try:
@@ -359,6 +363,7 @@ def _worker_processes(config: A3CConfig, source: EnvSource, state: _SharedModel)
         norm_lock=ctx.Lock(),
         global_step=ctx.Value("q", state.start_step),
         stop=ctx.Event(),
+        ready=ctx.Barrier(config.num_workers),
         messages=ctx.Queue(),
     )
     workers = [
@@ -545,6 +550,7 @@ def _check_workers(workers: list[Any], shared: SharedState, monitor: _Monitor, t
 def _stop_workers(workers: list[Any], shared: SharedState, monitor: _Monitor, raise_errors: bool = True) -> None:
     """Ask workers to stop, keep draining their reports (a full queue would block their exit), join them."""
     shared.stop.set()
+    shared.ready.abort()  # releases workers still waiting for one that failed to start
     deadline = time.monotonic() + _JOIN_TIMEOUT_S
     while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
         try:
