@@ -559,6 +559,8 @@ def _stop_workers(workers: list[Any], shared: SharedState, monitor: _Monitor, ra
             if raise_errors:
                 raise
     for worker in workers:
+        if worker.pid is None:  # never started (a start failed): nothing to join; that error stands
+            continue
         if worker.is_alive():
             worker.terminate()
         worker.join(timeout=_JOIN_TIMEOUT_S)

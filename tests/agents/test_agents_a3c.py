@@ -57,6 +57,19 @@ def test_a_worker_that_raises_fails_the_run_with_its_error() -> None:
     assert mp.active_children() == []
 
 
+def test_a_worker_that_cannot_start_fails_the_run_with_that_error() -> None:
+    """A source the spawn start method cannot pickle (a local function) stops the run with the pickling error
+    itself, not with a clean-up error about joining a process that never started."""
+
+    def local_factory() -> TargetEnv:
+        return TargetEnv()
+
+    with pytest.raises(Exception, match="pickle") as raised:
+        train_a3c(SMALL, CallableSource(local_factory, "local"))
+    assert "started process" not in str(raised.value)
+    assert mp.active_children() == []
+
+
 def test_a_killed_worker_fails_the_run() -> None:
     start = time.monotonic()
     with pytest.raises(A3CWorkerError, match="died with exit code -9"):
