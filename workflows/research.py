@@ -55,7 +55,11 @@ def parameters() -> list[Parameter]:
         Parameter(name="samples", value="4", description="tuning trials per algorithm"),
         Parameter(name="iterations", value="4", description="reports per trial (the ASHA time axis)"),
         Parameter(name="steps-per-iteration", value="4096", description="environment steps per report"),
-        Parameter(name="retrain-timesteps", value="40000", description="steps of the final refit"),
+        Parameter(
+            name="retrain-timesteps",
+            value="null",
+            description="steps of the final refit; null derives them from the tuned budget and the data",
+        ),
         Parameter(name="smoke", value="false", description="true: the agents' smoke budgets"),
         Parameter(name="seed", value="0", description="the run's seed"),
     ]
