@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from sb3_peer import sb3_kwargs
 from stable_baselines3 import PPO as SB3PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -49,34 +50,6 @@ class Outcome(NamedTuple):
     @property
     def rate(self) -> float:
         return self.steps / self.seconds
-
-
-def sb3_kwargs(config: PPOConfig) -> dict[str, Any]:
-    """The same hyperparameters in SB3's names (network: two 64-unit tanh layers, separate actor and critic)."""
-    initial = config.learning_rate
-
-    def schedule(remaining: float) -> float:  # SB3 passes the fraction of training left
-        return initial * remaining if config.lr_schedule == "linear" else initial
-
-    return {
-        "learning_rate": schedule,
-        "n_steps": config.rollout_steps,
-        "batch_size": config.batch_size,
-        "n_epochs": config.num_epochs,
-        "gamma": config.gamma,
-        "gae_lambda": config.gae_lambda,
-        "clip_range": config.clip_param,
-        "ent_coef": config.entropy_coef,
-        "vf_coef": config.value_loss_coef,
-        "max_grad_norm": config.max_grad_norm,
-        "policy_kwargs": {
-            "net_arch": {"pi": list(config.hidden_sizes), "vf": list(config.hidden_sizes)},
-            "activation_fn": torch.nn.Tanh,
-        },
-        "seed": config.seed,
-        "device": "cpu",
-        "verbose": 0,
-    }
 
 
 def run_ours(config: PPOConfig, source: EnvSource, eval_source: EnvSource, episodes: int) -> Outcome:
