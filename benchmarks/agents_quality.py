@@ -46,7 +46,7 @@ from ml.agents.config import A3CConfig, PPOConfig
 from ml.agents.env_sources import EnvSource, MarketSource, gym_source, trading_source
 from ml.agents.policy import load_policy
 from ml.agents.ppo import PPOTrainer
-from ml.agents.presets import cartpole_ppo
+from ml.agents.presets import cartpole_ppo, trading_ppo
 from ml.agents.vec_env import VecEnvAdapter
 from ml.backtest.metrics import sharpe
 
@@ -94,16 +94,7 @@ def tasks(steps_scale: float) -> dict[str, Task]:
         entropy_coef=0.0,
         normalize_obs=False,
     )
-    trading = PPOConfig(  # bench-agents' trading settings
-        num_envs=8,
-        rollout_steps=128,
-        batch_size=256,
-        num_epochs=4,
-        learning_rate=3e-4,
-        gamma=0.99,
-        gae_lambda=0.95,
-        normalize_obs=False,
-    )
+    trading = trading_ppo()  # bench-agents' trading settings
     return {
         "cartpole": Task(
             "cartpole",

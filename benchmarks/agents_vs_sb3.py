@@ -37,7 +37,7 @@ from ml.agents.env_sources import EnvSource, gym_source, trading_source
 from ml.agents.evaluation import evaluate
 from ml.agents.policy import load_policy
 from ml.agents.ppo import train_ppo
-from ml.agents.presets import cartpole_ppo
+from ml.agents.presets import cartpole_ppo, trading_ppo
 
 EVAL_EPISODES = 10
 
@@ -115,19 +115,7 @@ def main() -> None:
     compare(f"CartPole-v1, 8 envs, {args.steps:,} steps", ours, sb3, target=2.0)
 
     if not args.skip_trading:
-        trading = PPOConfig(
-            total_timesteps=args.steps,
-            num_envs=8,
-            rollout_steps=128,
-            batch_size=256,
-            num_epochs=4,
-            learning_rate=3e-4,
-            gamma=0.99,
-            gae_lambda=0.95,
-            reward_scale=1.0,
-            normalize_obs=False,
-            seed=0,
-        )
+        trading = trading_ppo(args.steps)
         train_env, test_env = trading_source("sp500", "train"), trading_source("sp500", "test")
         ours = run_ours(trading, train_env, test_env, 1)
         sb3 = run_sb3(trading, train_env.make_env, test_env.make_env, 1)

@@ -21,3 +21,19 @@ def cartpole_ppo(total_timesteps: int = 100_000) -> PPOConfig:
         normalize_obs=False,
         seed=0,
     )
+
+
+def trading_ppo(total_timesteps: int = 100_000) -> PPOConfig:
+    """The trading environment's benchmark settings (bench-agents and bench-quality give both implementations)."""
+    return PPOConfig(
+        total_timesteps=total_timesteps,
+        num_envs=8,
+        rollout_steps=128,
+        batch_size=256,
+        num_epochs=4,
+        learning_rate=3e-4,
+        gamma=0.99,
+        gae_lambda=0.95,
+        normalize_obs=False,
+        seed=0,
+    )
