@@ -46,7 +46,7 @@ from ml.agents.config import A3CConfig, PPOConfig
 from ml.agents.env_sources import EnvSource, MarketSource, gym_source, trading_source
 from ml.agents.policy import load_policy
 from ml.agents.ppo import PPOTrainer
-from ml.agents.presets import cartpole_ppo, trading_ppo
+from ml.agents.presets import TARGET_A3C_THRESHOLD, TargetSource, cartpole_ppo, target_a3c, trading_ppo
 from ml.agents.vec_env import VecEnvAdapter
 from ml.backtest.metrics import sharpe
 
@@ -377,16 +377,14 @@ def plot(results: list[RunResult], task_list: list[Task], path: Path, reps: int)
 
 def a3c_stability(seeds: int) -> tuple[int, int, list[float]]:
     """(diverged, below the test's threshold, scores) for the continuous A3C learning test on ``seeds`` seeds."""
-    from tests.agents.helpers import CONTINUOUS_A3C_THRESHOLD, CallableSource, TargetEnv, continuous_a3c_config
-
     diverged = failed = 0
     scores: list[float] = []
     for seed in range(seeds):
-        result = train_a3c(continuous_a3c_config(seed), CallableSource(TargetEnv, "target"))
+        result = train_a3c(target_a3c(seed), TargetSource())
         value = result.evaluation.mean_return if result.evaluation is not None else float("nan")
         scores.append(value)
         diverged += not math.isfinite(value)
-        failed += not value > CONTINUOUS_A3C_THRESHOLD
+        failed += not value > TARGET_A3C_THRESHOLD
         print(f"  A3C continuous test, seed {seed}: eval {value:.4f}", flush=True)
     return diverged, failed, scores
 

@@ -16,15 +16,9 @@ from ml.agents.checkpoint import load_checkpoint
 from ml.agents.config import A3CConfig
 from ml.agents.env_sources import gym_source
 from ml.agents.policy import load_policy
+from ml.agents.presets import TARGET_A3C_THRESHOLD, TargetEnv, TargetSource, target_a3c
 
-from .helpers import (
-    CONTINUOUS_A3C_THRESHOLD,
-    CallableSource,
-    ExplodingFactory,
-    KilledFactory,
-    TargetEnv,
-    continuous_a3c_config,
-)
+from .helpers import CallableSource, ExplodingFactory, KilledFactory
 
 SMALL = A3CConfig(total_timesteps=3_000, num_workers=2, eval_interval=0, eval_episodes=1, worker_timeout_s=60)
 
@@ -102,6 +96,6 @@ def test_a3c_learns_cartpole() -> None:
 
 def test_a3c_continuous_actions() -> None:
     # The default gradient clip: bench-quality runs this configuration on 20 seeds (docs/agents.md).
-    result = train_a3c(continuous_a3c_config(), CallableSource(TargetEnv, "target"))
+    result = train_a3c(target_a3c(), TargetSource())
     assert result.evaluation is not None
-    assert result.evaluation.mean_return > CONTINUOUS_A3C_THRESHOLD
+    assert result.evaluation.mean_return > TARGET_A3C_THRESHOLD

@@ -13,10 +13,11 @@ from ml.agents.config import PPOConfig
 from ml.agents.env_sources import gym_source
 from ml.agents.policy import load_policy
 from ml.agents.ppo import PPOTrainer
+from ml.agents.presets import TargetEnv
 from ml.agents.vec_env import VecEnvAdapter
 from rlops_core.errors import RlopsError
 
-from .helpers import CallableSource, TargetEnv
+from .helpers import CallableSource
 
 
 def _trained_checkpoint(tmp_path: Path, source=None) -> tuple[PPOTrainer, Path]:  # type: ignore[no-untyped-def]

@@ -13,9 +13,9 @@ from ml.agents.checkpoint import load_checkpoint
 from ml.agents.config import PPOConfig
 from ml.agents.env_sources import gym_source
 from ml.agents.ppo import train_ppo
-from ml.agents.presets import cartpole_ppo
+from ml.agents.presets import TargetEnv, cartpole_ppo
 
-from .helpers import CallableSource, TargetEnv
+from .helpers import CallableSource
 
 CARTPOLE = cartpole_ppo()
 SMALL = PPOConfig(total_timesteps=1024, num_envs=4, rollout_steps=32, batch_size=64, num_epochs=3, eval_episodes=0)
