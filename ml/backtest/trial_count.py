@@ -3,8 +3,9 @@ with N = the tuning trials that came before plus the cells, and the variance of 
 
 A pipeline's test-split leaderboard holds a handful of cells, but each agent in it is the winner of a tuning search:
 judged against the cells alone, the best cell's Sharpe is compared with the luck of a few draws rather than of the
-whole search. Tuning trials are scored on the validation split and cells on their backtest periods; the variance
-pools both sets of per-period Sharpe ratios (docs/metrics.md, "Counting trials").
+whole search, and a walk-forward that re-tunes per fold adds its trials to that search. Tuning trials are scored on
+validation bars and cells on their backtest periods; the variance pools both sets of per-period Sharpe ratios
+(docs/metrics.md, "Counting trials").
 """
 
 from __future__ import annotations
@@ -99,3 +100,35 @@ def search_from_tune(results: Mapping[str, Mapping[str, Any]], source: str) -> S
         sharpes.extend(float(v) for v in values)
         parts.append(f"{algo} {len(values)} trials")
     return SearchTrials(tuple(sharpes), f"{source}: {', '.join(parts)} (validation split)")
+
+
+def with_retunes(search: SearchTrials, retunes: Sequence[Mapping[str, Any]]) -> SearchTrials:
+    """``search`` plus every trial of a walk-forward's per-fold tuning (``retunes``: one record per fold and
+    algorithm, with its ``trial_sharpes``), since a configuration tried on a fold was tried all the same."""
+    if not retunes:
+        return search
+    sharpes = list(search.sharpes)
+    per_algo: dict[str, list[int]] = {}
+    for item in retunes:
+        values = item.get("trial_sharpes")
+        if not isinstance(values, Sequence):
+            raise RlopsError(
+                f"walk-forward re-tunes: {item.get('algo')} fold {item.get('fold')} has no trial_sharpes; "
+                "rerun the backtest stage with --force"
+            )
+        sharpes.extend(float(v) for v in values)
+        per_algo.setdefault(str(item.get("algo")), []).append(len(values))
+    parts = []
+    for algo, counts in per_algo.items():
+        folds = _plural(len(counts), "fold")
+        if len(set(counts)) == 1:
+            parts.append(f"{algo} {folds} x {_plural(counts[0], 'trial')}")
+        else:
+            parts.append(f"{algo} {folds}, {_plural(sum(counts), 'trial')} in all")
+    return SearchTrials(
+        tuple(sharpes), f"{search.source} + walk-forward re-tunes: {', '.join(parts)} (each fold's validation bars)"
+    )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -84,6 +84,7 @@ class Research:
     overfitting: Mapping[str, Any]  # the cells' PBO, or why there is none
     reports: frozenset[int]  # cells whose own report exists next to this one
     walk_forward: Mapping[str, Any] | None = None  # the backtest stage's walk-forward result, when it ran one
+    n_source: str | None = None  # where the counted tuning trials came from (the tune stage, per-fold re-tunes)
 
 
 def write_research_report(location: str, config: PipelineConfig, stages: Mapping[str, Mapping[str, Any]]) -> str:
@@ -133,6 +134,7 @@ def gather(location: str, config: PipelineConfig, stages: Mapping[str, Mapping[s
             c for c in batch.cell_dirs if storage.exists(storage.join(location, "cells", f"{c:04d}", REPORT))
         ),
         walk_forward=backtest.get("walk_forward"),
+        n_source=deflation.get("tuning_source") if tuned else None,
     )
 
 
@@ -294,9 +296,11 @@ def deflated_section(research: Research) -> str:
     value, n = research.deflated_sharpe, research.n_trials
     if research.n_parts is not None:
         tuned, cells = research.n_parts
-        counted = f"{tuned:,} tuning trials before the test plus {cells:,} test cells" + (
+        counted = f"{tuned:,} tuning trials plus {cells:,} test cells" + (
             ", so the agents' search counts against the best" if tuned else " (no tuning trials were recorded)"
         )
+        if research.n_source:
+            counted += f". Tuning trials counted: {research.n_source}"
     elif research.n_counts_tuning:
         counted = "the tuning trials that came before plus the test cells"
     else:

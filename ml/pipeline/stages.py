@@ -251,7 +251,7 @@ def _smoke(budget: RefitBudget, timesteps: int) -> RefitBudget:
 def run_backtest(ctx: StageContext) -> dict[str, Any]:
     """The trained agents and the baselines on the untouched test split, ranked in one leaderboard."""
     from ml.backtest.batch import Grid, run_batch
-    from ml.backtest.trial_count import search_from_tune
+    from ml.backtest.trial_count import search_from_tune, with_retunes
 
     config = ctx.config
     checkpoints = {algo: item["checkpoint"] for algo, item in ctx.input_results["train"].items()}
@@ -266,8 +266,16 @@ def run_backtest(ctx: StageContext) -> dict[str, Any]:
         seed=config.seed,
         split=config.split.to_dict(),
     )
-    ctx.say(f"backtesting {len(policies)} policies on the test split")
     search = search_from_tune(ctx.input_results["train"], "tune stage")
+    walked = None
+    if config.walk_forward.folds:
+        from ml.pipeline.walk_forward import run_walk_forward
+
+        # Before the batch, so that a per-fold re-tune's trials are in the N that batch.json, stage.json, the
+        # report and the console all state.
+        walked = run_walk_forward(ctx, checkpoints)
+        search = with_retunes(search, walked["retunes"])
+    ctx.say(f"backtesting {len(policies)} policies on the test split")
     batch = run_batch(grid, ctx.output, search=search)
     names = {path: algo for algo, path in checkpoints.items()}
     rows = []
@@ -294,10 +302,8 @@ def run_backtest(ctx: StageContext) -> dict[str, Any]:
         "deflation": batch.deflation,  # which N and Sharpe variance the deflated Sharpe used, and from where
         "overfitting": batch.overfitting,
     }
-    if config.walk_forward.folds:
-        from ml.pipeline.walk_forward import run_walk_forward
-
-        result["walk_forward"] = run_walk_forward(ctx, checkpoints)
+    if walked is not None:
+        result["walk_forward"] = walked
     return result
 
 

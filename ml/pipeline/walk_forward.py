@@ -100,6 +100,7 @@ def run_walk_forward(ctx: StageContext, checkpoints: dict[str, str]) -> dict[str
     plans = plan_folds(stamps, config.split, warmup, section.folds, section.train_bars)
     policies = [*checkpoints, *config.baselines]
     rows: list[dict[str, Any]] = []
+    retunes: list[dict[str, Any]] = []
     returns: dict[str, list[pd.Series]] = {name: [] for name in policies}
     initial = math.nan
     for plan in plans:
@@ -109,7 +110,11 @@ def run_walk_forward(ctx: StageContext, checkpoints: dict[str, str]) -> dict[str
             f"{stamps[fold.train.stop - 1].date()}, test {stamps[fold.test.start].date()} .. "
             f"{stamps[fold.test.stop - 1].date()}"
         )
-        trained = {algo: _refit(ctx, algo, plan, where) for algo in checkpoints}
+        trained: dict[str, str] = {}
+        for algo in checkpoints:
+            trained[algo], tuned = _refit(ctx, algo, plan, where)
+            if tuned is not None:
+                retunes.append(tuned)
         candidates = [
             *((algo, path) for algo, path in trained.items()),
             *((b, f"baseline:{b}") for b in config.baselines),
@@ -150,6 +155,8 @@ def run_walk_forward(ctx: StageContext, checkpoints: dict[str, str]) -> dict[str
         "folds": section.folds,
         "train_bars": section.train_bars,
         "tuned_per_fold": section.tune,
+        # Each fold's tuning trials, which the backtest stage counts in its deflated Sharpe (trial_count).
+        "retunes": retunes,
         "embargo": plans[0].split.embargo,
         "per_fold": rows,
         "overall": sorted(overall, key=lambda r: -r["sharpe"] if math.isfinite(r["sharpe"]) else math.inf),
@@ -178,9 +185,9 @@ def _row(fold: Fold, name: str, result: BacktestResult, stamps: pd.DatetimeIndex
     }
 
 
-def _refit(ctx: StageContext, algo: str, plan: FoldPlan, where: str) -> str:
+def _refit(ctx: StageContext, algo: str, plan: FoldPlan, where: str) -> tuple[str, dict[str, Any] | None]:
     """The fold's checkpoint of `algo`: the run's tuned configuration (or one tuned on this fold) refitted on the
-    fold's train + validation bars, which end an embargo before the fold."""
+    fold's train + validation bars, which end an embargo before the fold; and the fold's tuning record, if tuned."""
     from ml.agents.config import A3CConfig, AgentConfig, PPOConfig, config_class, from_mapping
     from ml.agents.env_sources import trading_source
     from ml.agents.train import SMOKE_OVERRIDES, TrainRequest, run_training
@@ -189,8 +196,9 @@ def _refit(ctx: StageContext, algo: str, plan: FoldPlan, where: str) -> str:
     dataset = ctx.input_results["data"]["store"]
     final = ctx.input_results["train"][algo]
     values, env = dict(final["config"]), dict(final["env"])
+    tuned = None
     if config.walk_forward.tune:
-        best = _tune_fold(ctx, algo, plan, where)
+        best, tuned = _tune_fold(ctx, algo, plan, where)
         # The run's own refit budget (ml.pipeline.budget), so a fold's refit trains as long as the final one.
         values = {**best["config"], "total_timesteps": final["config"]["total_timesteps"], "seed": config.seed}
         if config.smoke:
@@ -208,15 +216,17 @@ def _refit(ctx: StageContext, algo: str, plan: FoldPlan, where: str) -> str:
     if result.checkpoint is None:
         raise RlopsError(f"walk-forward fold {plan.fold.index}: {algo} wrote no checkpoint")
     if not remote:
-        return str(result.checkpoint)
+        return str(result.checkpoint), tuned
     storage.copy_tree(run_dir, storage.join(where, algo))
-    return storage.join(where, algo, str(result.checkpoint.relative_to(run_dir)))
+    return storage.join(where, algo, str(result.checkpoint.relative_to(run_dir))), tuned
 
 
-def _tune_fold(ctx: StageContext, algo: str, plan: FoldPlan, where: str) -> dict[str, Any]:
-    """Tuning on the fold's own validation bars (which end an embargo before the fold): its best configuration."""
+def _tune_fold(ctx: StageContext, algo: str, plan: FoldPlan, where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Tuning on the fold's own validation bars (which end an embargo before the fold): its best configuration, and
+    the record of its trials (each one's validation Sharpe, as the tune stage keeps them)."""
     from ml.pipeline.stages import tune_settings
     from ml.tune.runner import run_tune
+    from ml.tune.trials import SHARPE
 
     settings = replace(
         tune_settings(ctx.config, algo, ctx.input_results["data"]["store"], _absolute(storage.join(where, "tune"))),
@@ -225,7 +235,15 @@ def _tune_fold(ctx: StageContext, algo: str, plan: FoldPlan, where: str) -> dict
     outcome = run_tune(settings, say=ctx.say)
     if outcome.best_config is None:
         raise RlopsError(f"walk-forward fold {plan.fold.index}: no {algo} trial finished; see {outcome.experiment}")
-    return outcome.best_config
+    board = outcome.leaderboard
+    record = {
+        "fold": plan.fold.index,
+        "algo": algo,
+        "experiment": outcome.experiment,
+        "trials": len(board),
+        "trial_sharpes": [float(v) for v in board[SHARPE] if math.isfinite(v)],
+    }
+    return outcome.best_config, record
 
 
 def _absolute(location: str) -> str:

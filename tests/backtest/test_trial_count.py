@@ -15,7 +15,7 @@ from ml.backtest.overfitting import cscv
 from ml.backtest.report.batch import render_batch
 from ml.backtest.report.load import load_batch
 from ml.backtest.stats import deflate_trials, expected_max_sharpe
-from ml.backtest.trial_count import SearchTrials, count_trials, deflation_line, search_from_tune
+from ml.backtest.trial_count import SearchTrials, count_trials, deflation_line, search_from_tune, with_retunes
 from rlops_core.errors import RlopsError
 
 
@@ -57,6 +57,32 @@ def test_tune_results_without_trial_sharpes_are_refused_in_one_line() -> None:
     with pytest.raises(RlopsError, match="must be finite"):
         SearchTrials((float("nan"),), "x")
     assert deflation_line(None) == "no deflated Sharpe: no cell finished"
+
+
+def test_a_walk_forwards_per_fold_tuning_trials_join_the_count_and_the_variance() -> None:
+    tuned = search_from_tune({"ppo": {"trial_sharpes": [0.9, 1.5]}, "a3c": {"trial_sharpes": [0.1]}}, "tune stage")
+    retunes = [
+        {"fold": 0, "algo": "ppo", "trial_sharpes": [0.3, -0.4]},
+        {"fold": 0, "algo": "a3c", "trial_sharpes": [0.2]},
+        {"fold": 1, "algo": "ppo", "trial_sharpes": [1.1, 0.6]},
+        {"fold": 1, "algo": "a3c", "trial_sharpes": [0.0, 0.7]},  # a trial without a score is not listed
+    ]
+    search = with_retunes(tuned, retunes)
+    assert search.sharpes == (0.9, 1.5, 0.1, 0.3, -0.4, 0.2, 1.1, 0.6, 0.0, 0.7)
+    assert search.source == (
+        "tune stage: ppo 2 trials, a3c 1 trials (validation split) + walk-forward re-tunes: "
+        "ppo 2 folds x 2 trials, a3c 2 folds, 3 trials in all (each fold's validation bars)"
+    )
+    cells = leaderboard_rows([1.2, 0.4, 0.0])
+    record = count_trials(cells, search)
+    assert record["n_trials"] == 13 and record["tuning_trials"] == 10 and record["cells"] == 3
+    per_period = np.array([*search.sharpes, 1.2, 0.4, 0.0]) / math.sqrt(252.0)
+    assert record["trial_sharpe_variance"] == pytest.approx(np.var(per_period, ddof=1), rel=1e-12)
+    assert "walk-forward re-tunes: ppo 2 folds x 2 trials" in record["tuning_source"]
+    assert deflation_line(record).endswith(": 10 tuning trials + 3 cells)")
+    assert with_retunes(tuned, []) is tuned  # no per-fold tuning: the tune stage's trials alone
+    with pytest.raises(RlopsError, match=r"^walk-forward re-tunes: ppo fold 1 has no trial_sharpes; rerun"):
+        with_retunes(tuned, [{"fold": 1, "algo": "ppo", "trials": 2}])
 
 
 def test_a_batch_counts_its_search_and_judges_its_cells_by_pbo(tmp_path: Path) -> None:

@@ -91,7 +91,11 @@ def test_pipeline_on_a_users_csv_with_chosen_dates_and_a_walk_forward(tmp_path: 
     assert len(market.timestamps) == split.validation.stop  # the refit's arrays end an embargo before the test
 
     # The walk-forward folds tile the end of the test split; each trained only on bars an embargo before it.
-    walked = json.loads((out / "backtest" / "stage.json").read_text())["result"]["walk_forward"]
+    tested = json.loads((out / "backtest" / "stage.json").read_text())["result"]
+    walked = tested["walk_forward"]
+    # Without per-fold tuning only the tune stage's trials come before the cells.
+    assert walked["retunes"] == [] and tested["deflation"]["tuning_source"].startswith("tune stage: ppo 1 trials")
+    assert "walk-forward" not in tested["deflation"]["tuning_source"]
     folds = pd.read_csv(out / "backtest" / "walk_forward" / "folds.csv")
     assert walked["folds"] == 2 and walked["embargo"] == EMBARGO
     assert set(folds["policy"]) == {"ppo", "buy_and_hold", "flat"}
@@ -134,6 +138,7 @@ def test_pipeline_on_a_users_csv_with_chosen_dates_and_a_walk_forward(tmp_path: 
     for row in walked["overall"]:
         assert f"{row['total_return']:.2%}" in part
     assert (out / "report" / "charts" / "walk_forward_equity.png").stat().st_size > 0
+    assert f"Tuning trials counted: {tested['deflation']['tuning_source']}" in html.replace("&#x27;", "'")
 
 
 def test_the_report_section_shows_each_fold_the_stitched_rows_and_curve(tmp_path: Path) -> None:
@@ -183,3 +188,70 @@ def test_tuning_on_a_fold_trains_and_scores_only_before_it(tmp_path: Path) -> No
         assert len(validation.market.timestamps) == validation.span.stop  # no array reaches the embargo or the fold
         assert train.timestamps[-1] < stamps[validation.span.start - EMBARGO]
         assert payload.source.description["split"] == plan.split.to_dict()  # what its checkpoints will record
+
+
+def test_a_fold_tuning_records_each_trials_validation_sharpe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`walk_forward.tune`: a fold's tuning keeps its trials' Sharpe ratios (as the tune stage does) for the count."""
+    import ml.tune.runner as runner
+    from ml.data.splits import Fold, Span
+    from ml.pipeline.config import PipelineConfig
+    from ml.pipeline.stages import StageContext
+    from ml.pipeline.walk_forward import FoldPlan, _tune_fold
+    from ml.tune.runner import TuneOutcome
+    from ml.tune.settings import TuneSettings
+    from ml.tune.trials import SHARPE
+
+    tuned: list[TuneSettings] = []
+
+    def fake_tune(settings: TuneSettings, say: object = None) -> TuneOutcome:
+        tuned.append(settings)
+        board = pd.DataFrame({SHARPE: [0.8, float("nan"), -0.3]})  # the second trial was never scored
+        return TuneOutcome("exp/ppo", board, {"config": {"learning_rate": 1e-3}}, None)
+
+    monkeypatch.setattr(runner, "run_tune", fake_tune)
+    split = SplitConfig(validation_start=VALIDATION_START, test_start=TEST_START, embargo=EMBARGO)
+    ctx = StageContext(PipelineConfig(), {}, {"data": {"store": "ACME.csv"}}, str(tmp_path), lambda _: None)
+    plan = FoldPlan(Fold(1, Span(0, 500), Span(520, 600)), split)
+    best, record = _tune_fold(ctx, "ppo", plan, str(tmp_path / "fold1"))
+    assert best == {"config": {"learning_rate": 1e-3}} and tuned[0].split == split.to_dict()
+    assert record == {"fold": 1, "algo": "ppo", "experiment": "exp/ppo", "trials": 3, "trial_sharpes": [0.8, -0.3]}
+
+
+def test_the_backtest_stage_counts_each_folds_tuning_trials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The walk-forward runs before the test batch, so the batch's deflated Sharpe (in stage.json, the report and
+    the console line) counts the per-fold tuning trials with the tune stage's."""
+    import ml.backtest.batch as batch_module
+    import ml.pipeline.walk_forward as walk_module
+    from ml.backtest.batch import BatchResult
+    from ml.backtest.trial_count import SearchTrials, count_trials, deflation_line
+    from ml.pipeline.config import PipelineConfig, WalkForwardConfig
+    from ml.pipeline.stages import StageContext, run_backtest
+
+    retunes = [{"fold": k, "algo": "ppo", "trial_sharpes": [0.2 * k, -0.1]} for k in (0, 1)]
+    monkeypatch.setattr(walk_module, "run_walk_forward", lambda ctx, checkpoints: {"folds": 2, "retunes": retunes})
+    searches: list[SearchTrials] = []
+
+    def fake_batch(grid: object, out: str, search: SearchTrials) -> BatchResult:
+        searches.append(search)
+        cells = pd.DataFrame({"sharpe": [0.9, 0.1], "n_periods": [250] * 2, "skew": [0.0] * 2,
+                              "kurtosis": [0.0] * 2, "periods_per_year": [252.0] * 2})  # fmt: skip
+        board = pd.DataFrame({"rank": [1, 2], "policy": ["ppo.pt", "baseline:flat"], "status": ["ok", "ok"],
+                              "sharpe": [0.9, 0.1], "total_return": [0.1, 0.0], "max_drawdown": [-0.1, 0.0],
+                              "error": [None, None]})  # fmt: skip
+        deflation = count_trials(cells, search)
+        return BatchResult(board, "sharpe", deflation["deflated_sharpe"], deflation["n_trials"], deflation)
+
+    monkeypatch.setattr(batch_module, "run_batch", fake_batch)
+    config = PipelineConfig(algos=("ppo",), baselines=("flat",), walk_forward=WalkForwardConfig(folds=2, tune=True))
+    train = {"ppo": {"checkpoint": "ppo.pt", "trial_sharpes": [0.5, 0.7, 0.3]}}
+    ctx = StageContext(config, {}, {"data": {"store": "ACME.csv"}, "train": train}, str(tmp_path), lambda _: None)
+    result = run_backtest(ctx)
+    assert searches[0].sharpes == (0.5, 0.7, 0.3, 0.0, -0.1, 0.2, -0.1)
+    deflation = result["deflation"]
+    assert result["n_trials"] == 9 and deflation["tuning_trials"] == 7 and deflation["cells"] == 2
+    assert deflation["tuning_source"] == (
+        "tune stage: ppo 3 trials (validation split) + walk-forward re-tunes: ppo 2 folds x 2 trials "
+        "(each fold's validation bars)"
+    )
+    assert deflation_line(deflation).endswith(": 7 tuning trials + 2 cells)")
+    assert result["walk_forward"]["retunes"] == retunes
