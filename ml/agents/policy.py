@@ -58,13 +58,16 @@ class Policy:
 
 def policy_from_checkpoint(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> Policy:
     config = checkpoint.config
-    model = ActorCritic(
-        checkpoint.env_spec,
-        hidden_sizes=tuple(int(h) for h in config["hidden_sizes"]),
-        activation=config["activation"],
-        log_std_init=float(config["log_std_init"]),
-    )
-    model.load_state_dict(checkpoint.model_state)
+    # Built on the meta device, then given the checkpoint's tensors: initialising weights that are about to be
+    # replaced (an orthogonal init's QR decomposition per layer) was most of a load, paid once per backtest cell.
+    with torch.device("meta"):
+        model = ActorCritic(
+            checkpoint.env_spec,
+            hidden_sizes=tuple(int(h) for h in config["hidden_sizes"]),
+            activation=config["activation"],
+            log_std_init=float(config["log_std_init"]),
+        )
+    model.load_state_dict(checkpoint.model_state, assign=True)  # strict: no weight stays on the meta device
     obs_norm = None
     if checkpoint.obs_norm is not None:
         obs_norm = RunningMeanStd(checkpoint.env_spec.obs_dim)

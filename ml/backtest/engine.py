@@ -14,10 +14,11 @@ from ml.backtest.policies import ResolvedPolicy, as_batch_actions, resolve_polic
 from ml.backtest.provenance import Verdict, check_provenance, default_dataset
 from ml.backtest.result import BacktestResult, CostBreakdown
 from ml.backtest.stats import bootstrap_sharpe_ci
-from ml.backtest.trades import extract_trades
+from ml.backtest.trades import round_trips
 from ml.data.features import FeatureConfig
 from ml.data.splits import Span, SplitConfig, walk_forward
 from ml.envs.config import EnvConfig
+from ml.envs.execution_log import FillLog
 from ml.envs.factory import prepared
 from ml.envs.market import MarketData, PreparedData
 from ml.envs.trading_env import TradingEnv
@@ -89,7 +90,7 @@ def _features(policy: ResolvedPolicy) -> FeatureConfig:
     return FeatureConfig.from_dict(policy.feature_settings)
 
 
-def run_env(env: TradingEnv, act: Any) -> pd.DataFrame:
+def run_env(env: TradingEnv, act: Any) -> FillLog:
     """Run one full episode, feeding each observation (as a batch of one) to `act`; returns the fill log."""
     obs, _ = env.reset(seed=0)
     done = False
@@ -98,7 +99,7 @@ def run_env(env: TradingEnv, act: Any) -> pd.DataFrame:
         obs, _, terminated, truncated, _ = env.step(actions[0])
         done = terminated or truncated
     assert env.log is not None
-    return env.log.to_frame()
+    return env.log.fill_log()
 
 
 def backtest(policy: Any, data: str | None = None, config: BacktestConfig | None = None) -> BacktestResult:
@@ -125,6 +126,16 @@ def backtest(policy: Any, data: str | None = None, config: BacktestConfig | None
     )
 
 
+def _simple_returns(equity: np.ndarray, fill_missing: bool) -> np.ndarray:
+    """Each bar's return on the previous one, the first NaN: what pandas' `pct_change` computes, operation for
+    operation; `fill_missing` then zeroes every NaN (the first bar, and 0/0 after a ruin) as `fillna(0.0)`."""
+    returns = np.empty_like(equity, dtype=np.float64)
+    returns[0] = np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns[1:] = equity[1:] / equity[:-1] - 1
+    return np.where(np.isnan(returns), 0.0, returns) if fill_missing else returns
+
+
 def verdict(policy: ResolvedPolicy, config: BacktestConfig, market: MarketData, span: Span) -> Verdict:
     """Whether scoring `policy` on `span` of `market` is in-sample (refused unless allowed), and its warnings."""
     stamps = market.timestamps
@@ -139,7 +150,7 @@ def verdict(policy: ResolvedPolicy, config: BacktestConfig, market: MarketData, 
     )
 
 
-def benchmark_log(market: MarketData, env_config: EnvConfig, config: BacktestConfig) -> pd.DataFrame:
+def benchmark_log(market: MarketData, env_config: EnvConfig, config: BacktestConfig) -> FillLog:
     """The benchmark's fill log on `market`: the same for every policy scored there under these settings."""
     bench = TradingEnv(market, replace(env_config, action_mode="discrete", levels=(0.0, 1.0)), record=True)
     return run_env(bench, baseline(config.benchmark, bench.sim, config.seed))
@@ -151,43 +162,45 @@ def assemble_result(
     config: BacktestConfig,
     env_config: EnvConfig,
     market: MarketData,
-    log: pd.DataFrame,
-    bench_log: pd.DataFrame,
+    log: FillLog,
+    bench_log: FillLog,
     span: Span,
     interval: bool = True,
 ) -> BacktestResult:
     """The scored result of `log`. `interval` False leaves Sharpe's bootstrap interval NaN, for a caller that
     bootstraps many results at once (`batch_scoring.sharpe_intervals`, the same figures)."""
     symbols = market.symbols
-    closes = pd.DataFrame(market.close[log["bar"].to_numpy()], index=log.index, columns=list(symbols))
-    opens = pd.DataFrame(market.open[log["bar"].to_numpy()], index=log.index, columns=list(symbols))
-    series = pd.DataFrame(index=log.index)
-    series["equity"] = log["equity"]
-    series["returns"] = log["equity"].pct_change().fillna(0.0)
-    series["benchmark_equity"] = bench_log["equity"].to_numpy()
-    series["cash"] = log["cash"]
-    for name in ("commission", "slippage", "borrow"):
-        series[name] = log[name]
-    shares = log[[f"shares_{s}" for s in symbols]].to_numpy()
-    fills = log[[f"fill_qty_{s}" for s in symbols]].to_numpy() * log[[f"fill_price_{s}" for s in symbols]].to_numpy()
-    series["traded_value"] = np.abs(fills).sum(axis=1)
-    series["gross_exposure"] = np.abs(shares * closes.to_numpy()).sum(axis=1)
+    closes, opens = market.close[log.bars], market.open[log.bars]
+    equity, shares = log.equity, log.shares
+    columns: dict[str, np.ndarray] = {
+        "equity": equity,
+        "returns": _simple_returns(equity, fill_missing=True),
+        "benchmark_equity": bench_log.equity,
+        "cash": log.cash,
+        "commission": log.commission,
+        "slippage": log.slippage,
+        "borrow": log.borrow,
+        "traded_value": np.abs(log.fill_qty * log.fill_price).sum(axis=1),
+        "gross_exposure": np.abs(shares * closes).sum(axis=1),
+    }
     for a, symbol in enumerate(symbols):
-        series[f"shares_{symbol}"] = shares[:, a]
-        series[f"weight_{symbol}"] = shares[:, a] * closes[symbol].to_numpy() / log["equity"].to_numpy()
-        log[f"mark_{symbol}"] = closes[symbol]
-    trades = extract_trades(log, symbols, opens, env_config.commission_bps / 1e4)
+        columns[f"shares_{symbol}"] = shares[:, a]
+        columns[f"weight_{symbol}"] = shares[:, a] * closes[:, a] / equity
+    series = pd.DataFrame(columns, index=log.stamps)
+    trades = round_trips(
+        log.stamps, symbols, log.fill_qty, log.fill_price, opens, closes[-1], env_config.commission_bps / 1e4
+    )
     periods_per_year = config.periods_per_year or market.periods_per_year
-    returns = series["returns"].to_numpy()[1:]
-    benchmark = series["benchmark_equity"].pct_change().to_numpy()[1:]
+    returns = columns["returns"][1:]
+    benchmark = _simple_returns(columns["benchmark_equity"], fill_missing=False)[1:]
     metrics = compute_metrics(
         returns,
         periods_per_year,
         risk_free=config.risk_free,
         benchmark=benchmark,
         positions=shares[1:],
-        traded_value=series["traded_value"].to_numpy()[1:],
-        nav=series["equity"].to_numpy()[:-1],  # the equity each bar's orders were sized on
+        traded_value=columns["traded_value"][1:],
+        nav=equity[:-1],  # the equity each bar's orders were sized on
         trade_pnl=trades.loc[~trades["open"], "pnl"].to_numpy(),
     )
     low, high = (

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from ml.data import storage
+from ml.data.parquet_bytes import parquet_bytes
 from rlops_core.errors import RlopsError
 
 RESULT_FORMAT = 1
@@ -86,9 +87,7 @@ class BacktestResult:
 
     def save(self, destination: str) -> str:
         for name, frame in ((TIMESERIES, self.timeseries), (TRADES, self.trades)):
-            buffer = io.BytesIO()
-            frame.to_parquet(buffer)
-            storage.write_bytes(storage.join(destination, name), buffer.getvalue())
+            storage.write_bytes(storage.join(destination, name), parquet_bytes(frame))
         text = json.dumps(self.summary(), indent=2, sort_keys=True, default=str)
         storage.write_bytes(storage.join(destination, SUMMARY), text.encode())
         return destination

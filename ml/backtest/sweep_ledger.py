@@ -2,7 +2,7 @@
 
 The sweep itself keeps only equity, which is all a throughput run needs. A batch saves each cell's full result
 (cash, costs, positions, fills, trades), so when asked the sweep also copies every account's state here after
-each bar; `frame(p, m)` turns one account's rows into the very frame `TradingEnv`'s log would have given.
+each bar; `fill_log(p, m)` gives one account's rows exactly as `TradingEnv`'s log would have.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ml.envs.execution_log import FillLog
 from ml.envs.market import MarketData
 
 
@@ -65,24 +66,20 @@ class Ledger:
         self.shares[:, :, row] = shares.swapaxes(0, 1)
         self.fills[:, :, row] = fills.swapaxes(0, 1)
 
-    def frame(self, p: int, m: int, equity: npt.NDArray[np.float64], market: MarketData) -> pd.DataFrame:
-        """Account (p, m)'s rows as `ExecutionLog.to_frame` gives them: the same columns, order, types and values,
-        built from the arrays in one go (filling an `ExecutionLog` row by row cost more than the cell's metrics)."""
-        columns: dict[str, npt.NDArray[np.generic]] = {
-            "bar": self.bars[p, m],
-            "cash": self.cash[p, m],
-            "equity": equity,
-            "commission": self.costs[p, m, :, 0],
-            "slippage": self.costs[p, m, :, 1],
-            "borrow": self.costs[p, m, :, 2],
-        }
-        for name, values in (
-            ("shares", self.shares[p, m]),
-            ("fill_qty", self.fills[p, m, :, :, 0]),
-            ("fill_price", self.fills[p, m, :, :, 1]),
-            ("target", self.fills[p, m, :, :, 2]),
-        ):
-            for a, symbol in enumerate(market.symbols):
-                columns[f"{name}_{symbol}"] = np.ascontiguousarray(values[:, a])
-        index = pd.DatetimeIndex(market.timestamps[self.bars[p, m]], name="timestamp")
-        return pd.DataFrame({name: np.array(values) for name, values in columns.items()}, index=index)
+    def fill_log(self, p: int, m: int, equity: npt.NDArray[np.float64], market: MarketData) -> FillLog:
+        """Account (p, m)'s rows as `ExecutionLog.fill_log` gives them: the same arrays, types and values, sliced
+        in one go (filling an `ExecutionLog` row by row cost more than the cell's metrics)."""
+        return FillLog(
+            stamps=pd.DatetimeIndex(market.timestamps[self.bars[p, m]], name="timestamp"),
+            symbols=tuple(market.symbols),
+            bars=self.bars[p, m],
+            cash=self.cash[p, m],
+            equity=equity,
+            commission=self.costs[p, m, :, 0],
+            slippage=self.costs[p, m, :, 1],
+            borrow=self.costs[p, m, :, 2],
+            shares=self.shares[p, m],
+            fill_qty=self.fills[p, m, :, :, 0],
+            fill_price=self.fills[p, m, :, :, 1],
+            target=self.fills[p, m, :, :, 2],
+        )

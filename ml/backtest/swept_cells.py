@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pandas as pd
 
 from ml.agents.policy import Policy
 from ml.backtest.batch import Cell, CellOutcome
@@ -37,6 +36,7 @@ from ml.backtest.result import BacktestResult
 from ml.backtest.vectorized import SweepResult, sweep
 from ml.data.splits import Span
 from ml.envs.config import EnvConfig
+from ml.envs.execution_log import FillLog
 from ml.envs.factory import prepared
 from ml.envs.market import MarketData, observation_size
 from rlops_core.errors import RlopsError
@@ -175,14 +175,14 @@ def _assemble_chunk(jobs: list[_Job], result: SweepResult, save_to: str | None) 
     """Each job's result as `backtest` assembles it from its env's log, saved as `run_cell` saves it; Sharpe's
     bootstrap intervals are drawn for the whole chunk at once (`batch_scoring`), with the same figures."""
     assert result.ledger is not None
-    benchmarks: dict[int, pd.DataFrame] = {}
+    benchmarks: dict[int, FillLog] = {}
     scored: list[tuple[_Planned, BacktestResult | Exception]] = []
     for job in jobs:
         planned = job.planned
         try:
             if job.m not in benchmarks:
                 benchmarks[job.m] = benchmark_log(planned.market, planned.env_config, planned.config)
-            log = result.ledger.frame(job.p, job.m, result.equity[job.p, job.m], planned.market)
+            log = result.ledger.fill_log(job.p, job.m, result.equity[job.p, job.m], planned.market)
             backtest = assemble_result(
                 planned.resolved, planned.cell.dataset, planned.config, planned.env_config, planned.market, log,
                 benchmarks[job.m], planned.span, interval=False,

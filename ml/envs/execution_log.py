@@ -2,11 +2,52 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ml.envs.execution import AccountState, StepRecord
 from ml.envs.market import MarketData
+
+_PER_ASSET = ("shares", "fill_qty", "fill_price", "target")
+
+
+@dataclass(frozen=True)
+class FillLog:
+    """One account's rows as arrays: the episode's first decision bar (starting equity, no fills), then each fill
+    bar. Per-asset arrays are (rows, assets) in `symbols` order. What a backtest is scored from; `to_frame` is the
+    table a person reads."""
+
+    stamps: pd.DatetimeIndex  # each row's bar time, named "timestamp"
+    symbols: tuple[str, ...]
+    bars: npt.NDArray[np.int64]
+    cash: npt.NDArray[np.float64]
+    equity: npt.NDArray[np.float64]
+    commission: npt.NDArray[np.float64]
+    slippage: npt.NDArray[np.float64]
+    borrow: npt.NDArray[np.float64]
+    shares: npt.NDArray[np.float64]
+    fill_qty: npt.NDArray[np.float64]
+    fill_price: npt.NDArray[np.float64]
+    target: npt.NDArray[np.float64]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per bar; per-asset columns are suffixed with the symbol (shares_SPX, fill_qty_SPX, ...)."""
+        columns: dict[str, npt.NDArray[np.generic]] = {
+            "bar": self.bars,
+            "cash": self.cash,
+            "equity": self.equity,
+            "commission": self.commission,
+            "slippage": self.slippage,
+            "borrow": self.borrow,
+        }
+        for name in _PER_ASSET:
+            values = getattr(self, name)
+            for a, symbol in enumerate(self.symbols):
+                columns[f"{name}_{symbol}"] = np.ascontiguousarray(values[:, a])
+        return pd.DataFrame(columns, index=self.stamps)
 
 
 class ExecutionLog:
@@ -69,27 +110,21 @@ class ExecutionLog:
         self.slippage.append(slippage)
         self.borrow.append(borrow)
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per bar; per-asset columns are suffixed with the symbol (shares_SPX, fill_qty_SPX, ...)."""
-        index = self.market.timestamps[self.bars]
-        frame = pd.DataFrame(
-            {
-                "bar": self.bars,
-                "cash": self.cash,
-                "equity": self.equity,
-                "commission": self.commission,
-                "slippage": self.slippage,
-                "borrow": self.borrow,
-            },
-            index=pd.DatetimeIndex(index, name="timestamp"),
+    def fill_log(self) -> FillLog:
+        return FillLog(
+            stamps=pd.DatetimeIndex(self.market.timestamps[self.bars], name="timestamp"),
+            symbols=tuple(self.market.symbols),
+            bars=np.asarray(self.bars, dtype=np.int64),
+            cash=np.asarray(self.cash, dtype=np.float64),
+            equity=np.asarray(self.equity, dtype=np.float64),
+            commission=np.asarray(self.commission, dtype=np.float64),
+            slippage=np.asarray(self.slippage, dtype=np.float64),
+            borrow=np.asarray(self.borrow, dtype=np.float64),
+            shares=np.vstack(self.shares),
+            fill_qty=np.vstack(self.fill_qty),
+            fill_price=np.vstack(self.fill_price),
+            target=np.vstack(self.target),
         )
-        for name, rows in (
-            ("shares", self.shares),
-            ("fill_qty", self.fill_qty),
-            ("fill_price", self.fill_price),
-            ("target", self.target),
-        ):
-            stacked = np.vstack(rows)
-            for a, symbol in enumerate(self.market.symbols):
-                frame[f"{name}_{symbol}"] = stacked[:, a]
-        return frame
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.fill_log().to_frame()

@@ -12,6 +12,8 @@ from rich.table import Table
 from rlops.cli.split_options import Embargo, SplitFractions, TestStart, ValidationStart, split_from_flags
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ml.backtest.batch import BatchResult
 
 app = typer.Typer(help="Backtests through the environment's own execution, with honest metrics.", no_args_is_help=True)
@@ -129,18 +131,35 @@ def _statistic(row: dict[Hashable, Any], metric: str) -> str:
     return f"{value:.4f}"
 
 
+CONSOLE_ROWS = 50  # beyond this a terminal table stops being read (and drawing it took a second per 600 rows)
+
+
+def _console_rows(board: pd.DataFrame) -> pd.DataFrame:
+    """The whole leaderboard when it is short; else its best half of CONSOLE_ROWS and every failed cell, whose
+    errors must not scroll out of sight, in rank order."""
+    if len(board) <= CONSOLE_ROWS:
+        return board
+    return board[(board["rank"] <= CONSOLE_ROWS // 2) | (board["status"] != "ok")]
+
+
 def _show_batch(result: BatchResult, destination: str, report: bool) -> None:
     from rlops_core.errors import RlopsError
 
     board = result.leaderboard
+    shown = _console_rows(board)
     table = Table("rank", "policy", "dataset", "period", "env", "params", "status", result.metric, "error")
-    for row in board.to_dict("records"):
+    for row in shown.to_dict("records"):
         table.add_row(
             str(row["rank"]), str(row["policy"]), str(row["dataset"]), str(row["period"]), _settings(row["env"]),
             _settings(row["params"]), str(row["status"]), _statistic(row, result.metric), str(row["error"])[:80],
         )  # fmt: skip
     console = Console()
     console.print(table)
+    if len(shown) < len(board):
+        console.print(
+            f"{len(board) - len(shown)} more ranked cells are not shown: every cell is in "
+            f"{destination}/leaderboard.md (and .csv)"
+        )
     if "in_sample" in board.columns and board["in_sample"].any():
         cells = ", ".join(str(c) for c in board.loc[board["in_sample"], "cell"])
         console.print(f"[bold red]IN-SAMPLE[/bold red] cell(s) {cells}: scored on dates their policy trained on")

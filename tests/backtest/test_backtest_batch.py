@@ -186,3 +186,15 @@ def test_unknown_ranking_metric_is_an_error_before_any_cell_runs(tmp_path: Path)
     with pytest.raises(RlopsError, match=f"^{path}: metric: unknown ranking metric 'sharp'"):
         Grid.from_yaml(path)
     assert Grid(policies=["baseline:flat"], metric="sharpe_ci_low").metric == "sharpe_ci_low"
+
+
+def test_a_long_leaderboard_shows_its_best_rows_and_every_failure_on_the_console() -> None:
+    from rlops.cli.backtest_cmd import CONSOLE_ROWS, _console_rows
+
+    cells = 3 * CONSOLE_ROWS
+    status = ["ok"] * (cells - 2) + ["failed"] * 2  # failed cells rank last
+    board = pd.DataFrame({"rank": range(1, cells + 1), "status": status})
+    shown = _console_rows(board)
+    assert list(shown["rank"]) == [*range(1, CONSOLE_ROWS // 2 + 1), cells - 1, cells]
+    short = board.iloc[:CONSOLE_ROWS]
+    assert _console_rows(short) is short

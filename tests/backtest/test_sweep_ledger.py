@@ -25,4 +25,4 @@ def test_frame_is_the_execution_logs_frame() -> None:
     log.commission, log.slippage, log.borrow = (ledger.costs[1, 2, :, k].tolist() for k in range(3))
     log.shares = list(ledger.shares[1, 2])
     log.fill_qty, log.fill_price, log.target = (list(ledger.fills[1, 2, :, :, k]) for k in range(3))
-    pd.testing.assert_frame_equal(ledger.frame(1, 2, equity, market), log.to_frame(), check_exact=True)
+    pd.testing.assert_frame_equal(ledger.fill_log(1, 2, equity, market).to_frame(), log.to_frame(), check_exact=True)
