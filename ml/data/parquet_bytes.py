@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-_COMPRESSION = "snappy"  # pandas' default, so the bytes match `to_parquet`'s
+_COMPRESSION: Literal["snappy"] = "snappy"  # pandas' default, so the bytes match `to_parquet`'s
 _SCHEMAS: dict[tuple[object, ...], pa.Schema] = {}  # per layout; a process sees a handful
 
 
@@ -56,6 +56,7 @@ def _layout(frame: pd.DataFrame) -> tuple[object, ...] | None:
     simple_columns = all(isinstance(c, str) for c in columns) and len(set(columns)) == len(columns)
     simple_types = all(dtype.kind in "fiubM" or dtype == "str" for dtype in frame.dtypes)
     index = frame.index
+    index_kind: tuple[object, ...]
     if isinstance(index, pd.DatetimeIndex):
         index_kind = ("datetime", str(index.dtype), index.name)
         if index.name in columns or (index.name is not None and not isinstance(index.name, str)):
