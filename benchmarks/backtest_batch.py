@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from benchmarks.untrained_policies import random_policy_checkpoints
 from ml.envs import EnvConfig, EnvSpec, TradingEnv
-from tests.builders import random_policy_checkpoints
 
 BARS, ASSETS, POLICIES = 2520, 10, 20
 PERIODS = ["train", "validation", "test"]

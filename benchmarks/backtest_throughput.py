@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.untrained_policies import random_policy_checkpoints
 from ml.agents.policy import load_policy
 from ml.backtest.metrics import compute_metrics_many
 from ml.backtest.vectorized import default_workers, sweep
 from ml.data.bars import Bars
 from ml.data.splits import Span
 from ml.envs import EnvConfig, prepare
-from tests.builders import random_policy_checkpoints
 
 BARS, ASSETS, POLICIES, SERIES = 2520, 10, 20, 1000
 

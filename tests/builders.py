@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -56,29 +54,3 @@ def good_rows(n: int = 5, start: str = "2024-01-01") -> list[dict[str, object]]:
         {"date": s.strftime("%Y-%m-%d"), "open": 10 + i, "high": 12 + i, "low": 9 + i, "close": 11 + i, "volume": 1000}
         for i, s in enumerate(stamps)
     ]
-
-
-def random_policy_checkpoints(
-    folder: Path, obs_dim: int, levels: int, count: int, env: dict[str, object]
-) -> list[Path]:
-    """Untrained (orthogonally initialised) discrete MLP policies saved in the agents' checkpoint format."""
-    import torch
-
-    from ml.agents.checkpoint import Checkpoint, save_checkpoint
-    from ml.agents.networks import ActorCritic
-    from ml.agents.spaces import SpaceSpec
-
-    spec = SpaceSpec(name="trading", obs_dim=obs_dim, action_kind="discrete", num_actions=levels)
-    paths = []
-    for i in range(count):
-        torch.manual_seed(1000 + i)
-        model = ActorCritic(spec, hidden_sizes=(64, 64))
-        checkpoint = Checkpoint(
-            algo="ppo",
-            config={"hidden_sizes": [64, 64], "activation": "tanh", "log_std_init": 0.0},
-            env_spec=spec,
-            model_state=model.state_dict(),
-            env_source={"kind": "trading", "env": env},
-        )
-        paths.append(save_checkpoint(checkpoint, folder / f"policy-{i:02d}.pt"))
-    return paths

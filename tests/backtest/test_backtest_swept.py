@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmarks.untrained_policies import random_policy_checkpoints
 from ml.backtest.batch import Grid
 from ml.backtest.swept_cells import run_swept
 from ml.envs import EnvConfig, EnvSpec, TradingEnv
 from tests.backtest.test_backtest_batch import rlops_cli, write_grid
-from tests.builders import random_policy_checkpoints
 
 CONFIG = EnvConfig(window=8)
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.untrained_policies import random_policy_checkpoints
 from ml.agents.policy import load_policy
 from ml.backtest.vectorized import StackedPolicy, sweep
 from ml.envs import EnvConfig, EnvSpec, TradingEnv
 from rlops_core.errors import RlopsError
-from tests.builders import random_policy_checkpoints
 
 CONFIG = EnvConfig(window=8)
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.untrained_policies import random_policy_checkpoints
 from ml.agents.policy import load_policy
 from ml.backtest.certain_argmax import CertainArgmax
 from ml.backtest.vectorized import StackedPolicy
-from tests.builders import random_policy_checkpoints
 
 
 def test_settled_rows_are_what_one_observation_acting_picks(tmp_path: Path) -> None:

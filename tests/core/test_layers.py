@@ -1,4 +1,5 @@
-"""Imports point down. `rlops` (the CLI and the deploy commands) is the top: no library package imports it.
+"""Imports point down. `rlops` (the CLI and the deploy commands) is the top: no library package imports it; the
+tests are above everything, and nothing imports them.
 `rlops_core` (errors, the memory bank) is the bottom: it imports nothing else of the project."""
 
 from __future__ import annotations
@@ -46,3 +47,10 @@ def test_the_walk_sees_deferred_imports(tmp_path: Path) -> None:
     module = tmp_path / "deferred.py"
     module.write_text("def record():\n    from rlops import memory\n    return memory\n")
     assert imported_packages(module) == {"rlops"}
+
+
+@pytest.mark.parametrize("package", ["benchmarks", *OURS])
+def test_nothing_but_tests_imports_the_tests(package: str) -> None:
+    """Benchmarks and the product run where the test suite is not installed (and a fixture is not a contract)."""
+    offenders = [path.relative_to(ROOT).as_posix() for path in sources(package) if "tests" in imported_packages(path)]
+    assert offenders == [], f"these modules import from tests/: {offenders}"
