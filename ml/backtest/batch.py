@@ -9,10 +9,11 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Literal
@@ -22,10 +23,12 @@ import pandas as pd
 import yaml
 
 from ml.backtest.baselines import BASELINE_PARAMS
+from ml.backtest.batch_scoring import IntervalRequest, sharpe_intervals
 from ml.backtest.engine import BacktestConfig, backtest
+from ml.backtest.fork_map import fork_map, split_evenly
 from ml.backtest.metrics import METRIC_NAMES
 from ml.backtest.overfitting import assess
-from ml.backtest.policies import policy_params
+from ml.backtest.policies import BASELINE_PREFIX, policy_params
 from ml.backtest.result import BacktestResult
 from ml.backtest.trial_count import SearchTrials, count_trials
 from ml.data import storage
@@ -233,10 +236,67 @@ def _run_process(cells: Sequence[Cell], workers: int, save_to: str | None) -> li
         return list(pool.map(run_cell, cells, itertools.repeat(save_to)))
 
 
+def _run_forked(cells: Sequence[Cell], workers: int, save_to: str | None) -> list[CellOutcome]:
+    """Baseline cells in forked workers, each cell's env on its own: a spawned pool re-imports the project in every
+    worker (seconds, more than a pipeline's three baseline cells take), while a fork shares this process's imports.
+    Baselines never call torch, whose thread pool is not safe to use across a fork."""
+    if not cells:
+        return []
+    parts = fork_map(lambda chunk: _baseline_chunk(chunk, save_to), split_evenly(cells, workers))
+    return [outcome for part in parts for outcome in part]
+
+
+def _baseline_chunk(cells: Sequence[Cell], save_to: str | None) -> list[CellOutcome]:
+    scored: list[tuple[Cell, BacktestResult | Exception]] = []
+    for cell in cells:
+        try:
+            scored.append((cell, backtest(cell.policy, cell.dataset, cell.config(), interval=False)))
+        except Exception as exc:  # recorded in the leaderboard, as `run_cell` records it
+            scored.append((cell, exc))
+    return finish_cells(scored, save_to)
+
+
+def finish_cells(scored: Sequence[tuple[Cell, BacktestResult | Exception]], save_to: str | None) -> list[CellOutcome]:
+    """Cells scored without Sharpe's bootstrap interval (`interval=False`), each given the interval `backtest`
+    would have drawn, all drawn at once (`batch_scoring`: the same figures), then saved as `run_cell` saves them."""
+    requests = [_interval_request(cell, done) for cell, done in scored if not isinstance(done, Exception)]
+    intervals = iter(sharpe_intervals(requests))
+    outcomes = []
+    for cell, scoring in scored:
+        try:
+            if isinstance(scoring, Exception):
+                raise scoring
+            interval = next(intervals)
+            if isinstance(interval, Exception):
+                raise interval
+            outcomes.append(CellOutcome.finished(cell, replace(scoring, sharpe_ci=interval), save_to))
+        except Exception as exc:  # recorded in the leaderboard, as `run_cell` records it
+            outcomes.append(CellOutcome.failed(cell, exc))
+    return outcomes
+
+
+def _interval_request(cell: Cell, result: BacktestResult) -> IntervalRequest:
+    """The bootstrap `backtest` would have run for this cell, with the engine's own arguments (the metrics keep the
+    periods per year it annualised with)."""
+    config = cell.config()
+    return IntervalRequest(
+        result.returns.to_numpy()[1:],
+        result.metrics["periods_per_year"],
+        config.risk_free,
+        config.bootstrap_samples,
+        config.confidence,
+        config.seed,
+    )
+
+
 def _run_ray(cells: Sequence[Cell], workers: int, save_to: str | None, address: str | None) -> list[CellOutcome]:
     import ray
 
     started = not ray.is_initialized()
+    if started and address is None:
+        # Ray fixes a process's auth mode at its first session: a local session here in token mode followed by the
+        # tune runner's local one (auth off, ml/tune/runner.py) would make the second reject its own driver.
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if started:
         ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False)
     try:
@@ -334,9 +394,14 @@ def run_batch(
     cells = grid.cells()
     outcomes: list[CellOutcome] = []
     if not per_cell:
-        from ml.backtest.swept_cells import run_swept
+        if any(not cell.policy.startswith(BASELINE_PREFIX) for cell in cells):
+            from ml.backtest.swept_cells import run_swept  # torch: a grid of baselines never needs it
 
-        outcomes, cells = run_swept(cells, grid.workers, out)
+            outcomes, cells = run_swept(cells, grid.workers, out)
+        if grid.executor == "process":
+            baselines = [cell for cell in cells if cell.policy.startswith(BASELINE_PREFIX)]
+            outcomes.extend(_run_forked(baselines, grid.workers, out))
+            cells = [cell for cell in cells if not cell.policy.startswith(BASELINE_PREFIX)]
     if cells and grid.executor == "ray":
         outcomes.extend(_run_ray(cells, grid.workers, out, address))
     elif cells:

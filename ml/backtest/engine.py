@@ -102,9 +102,11 @@ def run_env(env: TradingEnv, act: Any) -> FillLog:
     return env.log.fill_log()
 
 
-def backtest(policy: Any, data: str | None = None, config: BacktestConfig | None = None) -> BacktestResult:
+def backtest(
+    policy: Any, data: str | None = None, config: BacktestConfig | None = None, interval: bool = True
+) -> BacktestResult:
     """Backtest `policy` (checkpoint path, `baseline:NAME`, loaded policy, or callable) on dataset `data`:
-    by default a checkpoint's own dataset, sp500 for anything else."""
+    by default a checkpoint's own dataset, sp500 for anything else. `interval`: as `assemble_result` takes it."""
     config = config or BacktestConfig()
     resolved = resolve_policy(policy, config.params, config.seed)
     data = data or default_dataset(resolved.provenance)
@@ -122,7 +124,7 @@ def backtest(policy: Any, data: str | None = None, config: BacktestConfig | None
         )
     log = run_env(env, resolved.build(env.sim))
     return assemble_result(
-        resolved, data, config, env_config, market, log, benchmark_log(market, env_config, config), span
+        resolved, data, config, env_config, market, log, benchmark_log(market, env_config, config), span, interval
     )
 
 

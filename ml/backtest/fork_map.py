@@ -8,6 +8,7 @@ items run in threads instead, with the same results.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import sys
 import traceback
@@ -20,6 +21,13 @@ from rlops_core.errors import RlopsError
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def split_evenly(items: Sequence[T], parts: int) -> list[Sequence[T]]:
+    """`items` in at most `parts` consecutive chunks whose sizes differ by one at most: one per worker."""
+    count = max(1, min(parts, len(items)))
+    bounds = [round(i * len(items) / count) for i in range(count + 1)]
+    return [items[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def fork_available() -> bool:

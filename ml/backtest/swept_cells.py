@@ -11,16 +11,12 @@ stacked, and accounts ruined on the way (an env stops there; the sweep steps on)
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-
-import numpy as np
+from dataclasses import dataclass
 
 from ml.agents.policy import Policy
-from ml.backtest.batch import Cell, CellOutcome
-from ml.backtest.batch_scoring import IntervalRequest, sharpe_intervals
+from ml.backtest.batch import Cell, CellOutcome, finish_cells
 from ml.backtest.engine import (
     BacktestConfig,
     _env_config,
@@ -30,7 +26,7 @@ from ml.backtest.engine import (
     resolve_period,
     split_of,
 )
-from ml.backtest.fork_map import fork_map
+from ml.backtest.fork_map import fork_map, split_evenly
 from ml.backtest.policies import BASELINE_PREFIX, ResolvedPolicy, resolve_policy
 from ml.backtest.result import BacktestResult
 from ml.backtest.vectorized import SweepResult, sweep
@@ -159,9 +155,7 @@ def _run_group(group: list[_Planned], workers: int, save_to: str | None) -> tupl
             left.append(planned.cell)
     # Jobs sorted by market, so each worker runs the benchmark of as few markets as it can.
     jobs.sort(key=lambda job: (job.m, job.planned.cell.index))
-    bounds = np.linspace(0, len(jobs), max(1, min(workers, len(jobs))) + 1).round().astype(int)
-    chunks = [jobs[int(a) : int(b)] for a, b in itertools.pairwise(bounds)]
-    parts = fork_map(lambda chunk: _assemble_chunk(chunk, result, save_to), chunks)
+    parts = fork_map(lambda chunk: _assemble_chunk(chunk, result, save_to), split_evenly(jobs, workers))
     return [outcome for part in parts for outcome in part], left
 
 
@@ -171,7 +165,7 @@ def _loaded(group: list[_Planned], name: str) -> Policy:
     return loaded
 
 
-def _assemble_chunk(jobs: list[_Job], result: SweepResult, save_to: str | None) -> list[CellOutcome]:
+def _assemble_chunk(jobs: Sequence[_Job], result: SweepResult, save_to: str | None) -> list[CellOutcome]:
     """Each job's result as `backtest` assembles it from its env's log, saved as `run_cell` saves it; Sharpe's
     bootstrap intervals are drawn for the whole chunk at once (`batch_scoring`), with the same figures."""
     assert result.ledger is not None
@@ -190,30 +184,4 @@ def _assemble_chunk(jobs: list[_Job], result: SweepResult, save_to: str | None) 
             scored.append((planned, backtest))
         except Exception as exc:  # recorded in the leaderboard, as `run_cell` records it
             scored.append((planned, exc))
-    requests = [_interval_request(planned, done) for planned, done in scored if not isinstance(done, Exception)]
-    intervals = iter(sharpe_intervals(requests))
-    outcomes = []
-    for planned, scoring in scored:
-        try:
-            if isinstance(scoring, Exception):
-                raise scoring
-            interval = next(intervals)
-            if isinstance(interval, Exception):
-                raise interval
-            outcomes.append(CellOutcome.finished(planned.cell, replace(scoring, sharpe_ci=interval), save_to))
-        except Exception as exc:  # recorded in the leaderboard, as `run_cell` records it
-            outcomes.append(CellOutcome.failed(planned.cell, exc))
-    return outcomes
-
-
-def _interval_request(planned: _Planned, backtest: BacktestResult) -> IntervalRequest:
-    """The bootstrap `backtest` would have run for this cell, with the engine's own arguments."""
-    config = planned.config
-    return IntervalRequest(
-        backtest.returns.to_numpy()[1:],
-        config.periods_per_year or planned.market.periods_per_year,
-        config.risk_free,
-        config.bootstrap_samples,
-        config.confidence,
-        config.seed,
-    )
+    return finish_cells([(planned.cell, done) for planned, done in scored], save_to)

@@ -198,3 +198,33 @@ def test_a_long_leaderboard_shows_its_best_rows_and_every_failure_on_the_console
     assert list(shown["rank"]) == [*range(1, CONSOLE_ROWS // 2 + 1), cells - 1, cells]
     short = board.iloc[:CONSOLE_ROWS]
     assert _console_rows(short) is short
+
+
+def test_baseline_cells_run_in_forked_workers_with_the_per_cell_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's baseline cells skip the spawned pool (it re-imports the project per worker): they run in forked
+    workers, their intervals drawn together, and give the per-cell path's leaderboard to the bit."""
+    grid = Grid.from_yaml(
+        write_grid(
+            tmp_path / "grid.yaml",
+            policies=["baseline:buy_and_hold", "baseline:ma_crossover", "baseline:flat"],
+            datasets=["sp500"],
+            periods=["validation", "test"],
+            workers=2,
+            bootstrap_samples=200,
+        )
+    )
+    per_cell = run_batch(grid, str(tmp_path / "per-cell"), per_cell=True)
+
+    def no_pool(*args: object) -> None:
+        raise AssertionError("baseline cells went to the spawned pool")
+
+    monkeypatch.setattr("ml.backtest.batch._run_process", no_pool)
+    forked = run_batch(grid, str(tmp_path / "forked"))
+    pd.testing.assert_frame_equal(forked.leaderboard, per_cell.leaderboard, check_exact=True)
+    assert (forked.leaderboard["status"] == "ok").all()
+    for cell in forked.leaderboard["cell"]:
+        for name in ("timeseries.parquet", "trades.parquet"):
+            ours = tmp_path / "forked" / "cells" / f"{cell:04d}" / name
+            assert ours.read_bytes() == (tmp_path / "per-cell" / "cells" / f"{cell:04d}" / name).read_bytes()

@@ -7,7 +7,7 @@ import os
 import pytest
 
 import ml.backtest.fork_map as fork_map_module
-from ml.backtest.fork_map import fork_map
+from ml.backtest.fork_map import fork_map, split_evenly
 from rlops_core.errors import RlopsError
 
 
@@ -61,3 +61,13 @@ def test_forking_where_fork_is_unavailable_is_a_named_error(monkeypatch: pytest.
     with pytest.raises(RlopsError, match="forked workers need Linux's fork start method"):
         fork_map(square_with_pid, [1, 2], use_fork=True)
     assert [value for value, _ in fork_map(square_with_pid, [1, 2])] == [1, 4]  # default: threads there
+
+
+@pytest.mark.parametrize(("count", "parts"), [(0, 2), (1, 2), (5, 2), (600, 2), (7, 3), (3, 8)])
+def test_split_evenly_keeps_every_item_in_order_in_near_equal_chunks(count: int, parts: int) -> None:
+    items = list(range(count))
+    chunks = split_evenly(items, parts)
+    assert [item for chunk in chunks for item in chunk] == items
+    assert len(chunks) == max(1, min(parts, count))
+    sizes = [len(chunk) for chunk in chunks]
+    assert max(sizes) - min(sizes) <= 1
