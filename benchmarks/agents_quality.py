@@ -46,7 +46,7 @@ from ml.agents.config import A3CConfig, PPOConfig
 from ml.agents.env_sources import EnvSource, MarketSource, gym_source, trading_source
 from ml.agents.policy import load_policy
 from ml.agents.ppo import PPOTrainer
-from ml.agents.presets import TARGET_A3C_THRESHOLD, TargetSource, cartpole_ppo, target_a3c, trading_ppo
+from ml.agents.presets import TARGET_A3C_THRESHOLD, cartpole_ppo, target_a3c, target_source, trading_ppo
 from ml.agents.vec_env import VecEnvAdapter
 from ml.backtest.metrics import sharpe
 
@@ -380,7 +380,7 @@ def a3c_stability(seeds: int) -> tuple[int, int, list[float]]:
     diverged = failed = 0
     scores: list[float] = []
     for seed in range(seeds):
-        result = train_a3c(target_a3c(seed), TargetSource())
+        result = train_a3c(target_a3c(seed), target_source())
         value = result.evaluation.mean_return if result.evaluation is not None else float("nan")
         scores.append(value)
         diverged += not math.isfinite(value)

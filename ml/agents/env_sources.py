@@ -82,6 +82,34 @@ def gym_source(name: str) -> GymSource:
 
 
 @dataclass(frozen=True)
+class FactorySource:
+    """Any environment built by a zero-argument constructor (an env class, or an instance with ``__call__``);
+    A3C's spawned workers unpickle it, so the constructor must be importable at module level."""
+
+    factory: Any
+    label: str = "env"
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    @property
+    def fingerprint(self) -> str | None:
+        return None
+
+    def make_env(self) -> gym.Env[Any, Any]:
+        env: gym.Env[Any, Any] = self.factory()
+        return env
+
+    def make_vec_env(self, num_envs: int) -> VecEnv:
+        env: VecEnv = SameStepSyncVecEnv([self.factory for _ in range(num_envs)])
+        return env
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "factory", "name": self.label}
+
+
+@dataclass(frozen=True)
 class MarketSource:
     """The trading environment (``ml.envs``) on an already prepared market.
 

@@ -3,15 +3,13 @@ by the learning tests and the benchmarks so they measure the same thing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from ml.agents.config import A3CConfig, PPOConfig
-from ml.agents.sync_vec_env import SameStepSyncVecEnv
-from ml.agents.vec_env import VecEnv
+from ml.agents.env_sources import FactorySource
 
 
 def cartpole_ppo(total_timesteps: int = 100_000) -> PPOConfig:
@@ -69,27 +67,9 @@ class TargetEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._target.copy(), reward, True, False, {}
 
 
-@dataclass(frozen=True)
-class TargetSource:
-    """TargetEnv as an EnvSource; a module-level class so that spawned A3C workers can unpickle it."""
-
-    @property
-    def name(self) -> str:
-        return "target"
-
-    @property
-    def fingerprint(self) -> str | None:
-        return None
-
-    def make_env(self) -> gym.Env[Any, Any]:
-        return TargetEnv()
-
-    def make_vec_env(self, num_envs: int) -> VecEnv:
-        env: VecEnv = SameStepSyncVecEnv([TargetEnv for _ in range(num_envs)])
-        return env
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "preset", "name": "target"}
+def target_source() -> FactorySource:
+    """TargetEnv as an EnvSource (spawned A3C workers can unpickle it: TargetEnv is a module-level class)."""
+    return FactorySource(TargetEnv, "target")
 
 
 TARGET_A3C_THRESHOLD = -0.5

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
-from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 
 class ExplodingEnv(gym.Wrapper[Any, Any, Any, Any]):
@@ -24,32 +23,6 @@ class ExplodingEnv(gym.Wrapper[Any, Any, Any, Any]):
         if self.steps > self.fail_after:
             raise ValueError("simulated market data outage")
         return self.env.step(action)
-
-
-@dataclass(frozen=True)
-class CallableSource:
-    """An EnvSource around a picklable zero-argument env constructor."""
-
-    factory: Any
-    label: str = "test-env"
-
-    @property
-    def name(self) -> str:
-        return self.label
-
-    @property
-    def fingerprint(self) -> str | None:
-        return None
-
-    def make_env(self) -> gym.Env[Any, Any]:
-        env: gym.Env[Any, Any] = self.factory()
-        return env
-
-    def make_vec_env(self, num_envs: int) -> Any:
-        return SyncVectorEnv([self.factory for _ in range(num_envs)], autoreset_mode=AutoresetMode.SAME_STEP)
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "test", "name": self.label}
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ import torch.multiprocessing as mp
 from ml.agents.a3c import A3CWorkerError, train_a3c
 from ml.agents.checkpoint import load_checkpoint
 from ml.agents.config import A3CConfig
-from ml.agents.env_sources import gym_source
+from ml.agents.env_sources import FactorySource, gym_source
 from ml.agents.policy import load_policy
-from ml.agents.presets import TARGET_A3C_THRESHOLD, TargetEnv, TargetSource, target_a3c
+from ml.agents.presets import TARGET_A3C_THRESHOLD, TargetEnv, target_a3c, target_source
 
-from .helpers import CallableSource, ExplodingFactory, KilledFactory
+from .helpers import ExplodingFactory, KilledFactory
 
 SMALL = A3CConfig(total_timesteps=3_000, num_workers=2, eval_interval=0, eval_episodes=1, worker_timeout_s=60)
 
@@ -45,7 +45,7 @@ def test_two_worker_processes_update_the_shared_model_and_resume(tmp_path: Path)
 def test_a_worker_that_raises_fails_the_run_with_its_error() -> None:
     start = time.monotonic()
     with pytest.raises(A3CWorkerError, match="ValueError: simulated market data outage") as info:
-        train_a3c(SMALL, CallableSource(ExplodingFactory(fail_after=200)))
+        train_a3c(SMALL, FactorySource(ExplodingFactory(fail_after=200)))
     assert "Traceback" in info.value.details
     assert time.monotonic() - start < 60
     assert mp.active_children() == []
@@ -59,7 +59,7 @@ def test_a_worker_that_cannot_start_fails_the_run_with_that_error() -> None:
         return TargetEnv()
 
     with pytest.raises(Exception, match="pickle") as raised:
-        train_a3c(SMALL, CallableSource(local_factory, "local"))
+        train_a3c(SMALL, FactorySource(local_factory, "local"))
     assert "started process" not in str(raised.value)
     assert mp.active_children() == []
 
@@ -67,7 +67,7 @@ def test_a_worker_that_cannot_start_fails_the_run_with_that_error() -> None:
 def test_a_killed_worker_fails_the_run() -> None:
     start = time.monotonic()
     with pytest.raises(A3CWorkerError, match="died with exit code -9"):
-        train_a3c(SMALL, CallableSource(KilledFactory(kill_after=200)))
+        train_a3c(SMALL, FactorySource(KilledFactory(kill_after=200)))
     assert time.monotonic() - start < 60
     assert mp.active_children() == []
 
@@ -96,6 +96,6 @@ def test_a3c_learns_cartpole() -> None:
 
 def test_a3c_continuous_actions() -> None:
     # The default gradient clip: bench-quality runs this configuration on 20 seeds (docs/agents.md).
-    result = train_a3c(target_a3c(), TargetSource())
+    result = train_a3c(target_a3c(), target_source())
     assert result.evaluation is not None
     assert result.evaluation.mean_return > TARGET_A3C_THRESHOLD

@@ -13,11 +13,9 @@ from ml.agents.config import PPOConfig
 from ml.agents.env_sources import gym_source
 from ml.agents.policy import load_policy
 from ml.agents.ppo import PPOTrainer
-from ml.agents.presets import TargetEnv
+from ml.agents.presets import target_source
 from ml.agents.vec_env import VecEnvAdapter
 from rlops_core.errors import RlopsError
-
-from .helpers import CallableSource
 
 
 def _trained_checkpoint(tmp_path: Path, source=None) -> tuple[PPOTrainer, Path]:  # type: ignore[no-untyped-def]
@@ -32,7 +30,7 @@ def _trained_checkpoint(tmp_path: Path, source=None) -> tuple[PPOTrainer, Path]:
 
 @pytest.mark.parametrize("continuous", [False, True])
 def test_save_load_gives_identical_actions(tmp_path: Path, continuous: bool) -> None:
-    source = CallableSource(TargetEnv, "target") if continuous else gym_source("cartpole")
+    source = target_source() if continuous else gym_source("cartpole")
     trainer, path = _trained_checkpoint(tmp_path, source)
     obs = np.random.default_rng(0).normal(size=(64, trainer.spec.obs_dim)).astype(np.float32)
     before = trainer.policy().act(obs, deterministic=True)

@@ -13,9 +13,7 @@ from ml.agents.checkpoint import load_checkpoint
 from ml.agents.config import PPOConfig
 from ml.agents.env_sources import gym_source
 from ml.agents.ppo import train_ppo
-from ml.agents.presets import TargetEnv, cartpole_ppo
-
-from .helpers import CallableSource
+from ml.agents.presets import cartpole_ppo, target_source
 
 CARTPOLE = cartpole_ppo()
 SMALL = PPOConfig(total_timesteps=1024, num_envs=4, rollout_steps=32, batch_size=64, num_epochs=3, eval_episodes=0)
@@ -47,7 +45,7 @@ def test_same_seed_gives_identical_training_curve(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("continuous", [False, True])
 def test_resume_matches_uninterrupted_run(tmp_path: Path, continuous: bool) -> None:
-    source = CallableSource(TargetEnv, "target") if continuous else gym_source("cartpole")
+    source = target_source() if continuous else gym_source("cartpole")
     config = replace(SMALL, checkpoint_interval=512)
     train_ppo(config, source, tmp_path / "full")
     midway = load_checkpoint(tmp_path / "full" / "checkpoints" / "step_512.pt")
@@ -102,7 +100,7 @@ def test_ppo_learns_continuous_target() -> None:
         eval_episodes=50,
         seed=0,
     )
-    result = train_ppo(config, CallableSource(TargetEnv, "target"))
+    result = train_ppo(config, target_source())
     assert result.evaluation is not None
     # A random policy scores about -1.7 per step; the optimum is 0.
     assert result.evaluation.mean_return > -0.01
