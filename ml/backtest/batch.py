@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import os
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -240,8 +239,6 @@ def _run_forked(cells: Sequence[Cell], workers: int, save_to: str | None) -> lis
     """Baseline cells in forked workers, each cell's env on its own: a spawned pool re-imports the project in every
     worker (seconds, more than a pipeline's three baseline cells take), while a fork shares this process's imports.
     Baselines never call torch, whose thread pool is not safe to use across a fork."""
-    if not cells:
-        return []
     parts = fork_map(lambda chunk: _baseline_chunk(chunk, save_to), split_evenly(cells, workers))
     return [outcome for part in parts for outcome in part]
 
@@ -292,13 +289,13 @@ def _interval_request(cell: Cell, result: BacktestResult) -> IntervalRequest:
 def _run_ray(cells: Sequence[Cell], workers: int, save_to: str | None, address: str | None) -> list[CellOutcome]:
     import ray
 
+    from ml.tune.local_ray import init_local
+
     started = not ray.is_initialized()
     if started and address is None:
-        # Ray fixes a process's auth mode at its first session: a local session here in token mode followed by the
-        # tune runner's local one (auth off, ml/tune/runner.py) would make the second reject its own driver.
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    if started:
-        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False)
+        init_local(workers, include_dashboard=False)
+    elif started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
         remote: Any = ray.remote(num_cpus=1)(run_cell)
         return list(ray.get([remote.remote(cell, save_to) for cell in cells]))
@@ -394,14 +391,16 @@ def run_batch(
     cells = grid.cells()
     outcomes: list[CellOutcome] = []
     if not per_cell:
-        if any(not cell.policy.startswith(BASELINE_PREFIX) for cell in cells):
+        baselines = [cell for cell in cells if cell.policy.startswith(BASELINE_PREFIX)]
+        cells = [cell for cell in cells if not cell.policy.startswith(BASELINE_PREFIX)]
+        if cells:
             from ml.backtest.swept_cells import run_swept  # torch: a grid of baselines never needs it
 
             outcomes, cells = run_swept(cells, grid.workers, out)
         if grid.executor == "process":
-            baselines = [cell for cell in cells if cell.policy.startswith(BASELINE_PREFIX)]
             outcomes.extend(_run_forked(baselines, grid.workers, out))
-            cells = [cell for cell in cells if not cell.policy.startswith(BASELINE_PREFIX)]
+        else:
+            cells = [*cells, *baselines]
     if cells and grid.executor == "ray":
         outcomes.extend(_run_ray(cells, grid.workers, out, address))
     elif cells:

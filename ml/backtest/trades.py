@@ -166,19 +166,3 @@ def round_trips(
             "open": table[:, _EXIT] < 0,
         }
     )
-
-
-def extract_trades(
-    log: pd.DataFrame, symbols: tuple[str, ...], open_prices: pd.DataFrame, commission_rate: float
-) -> pd.DataFrame:
-    """`log` is an ExecutionLog frame with each asset's `mark_` column (its closes); `open_prices` the raw
-    opens (same index) that slippage is measured from."""
-    return round_trips(
-        pd.DatetimeIndex(log.index),
-        symbols,
-        log[[f"fill_qty_{s}" for s in symbols]].to_numpy(),
-        log[[f"fill_price_{s}" for s in symbols]].to_numpy(),
-        open_prices[list(symbols)].to_numpy(),
-        np.array([log[f"mark_{s}"].iloc[-1] for s in symbols], dtype=np.float64),
-        commission_rate,
-    )

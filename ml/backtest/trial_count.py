@@ -91,12 +91,9 @@ def search_from_tune(results: Mapping[str, Mapping[str, Any]], source: str) -> S
     sharpes: list[float] = []
     parts: list[str] = []
     for algo, item in results.items():
-        values = item.get("trial_sharpes")
-        if not isinstance(values, Sequence):
-            raise RlopsError(
-                f"{source}: {algo} has no trial_sharpes (tuned before trials were counted); "
-                "rerun tune and train with --force"
-            )
+        values = _trial_sharpes(
+            item, f"{source}: {algo}", " (tuned before trials were counted); rerun tune and train with --force"
+        )
         sharpes.extend(float(v) for v in values)
         parts.append(f"{algo} {len(values)} trials")
     return SearchTrials(tuple(sharpes), f"{source}: {', '.join(parts)} (validation split)")
@@ -110,12 +107,8 @@ def with_retunes(search: SearchTrials, retunes: Sequence[Mapping[str, Any]]) -> 
     sharpes = list(search.sharpes)
     per_algo: dict[str, list[int]] = {}
     for item in retunes:
-        values = item.get("trial_sharpes")
-        if not isinstance(values, Sequence):
-            raise RlopsError(
-                f"walk-forward re-tunes: {item.get('algo')} fold {item.get('fold')} has no trial_sharpes; "
-                "rerun the backtest stage with --force"
-            )
+        where = f"walk-forward re-tunes: {item.get('algo')} fold {item.get('fold')}"
+        values = _trial_sharpes(item, where, "; rerun the backtest stage with --force")
         sharpes.extend(float(v) for v in values)
         per_algo.setdefault(str(item.get("algo")), []).append(len(values))
     parts = []
@@ -128,6 +121,14 @@ def with_retunes(search: SearchTrials, retunes: Sequence[Mapping[str, Any]]) -> 
     return SearchTrials(
         tuple(sharpes), f"{search.source} + walk-forward re-tunes: {', '.join(parts)} (each fold's validation bars)"
     )
+
+
+def _trial_sharpes(record: Mapping[str, Any], where: str, remedy: str) -> Sequence[float]:
+    """A tuning record's ``trial_sharpes``; records written before trials were counted have none."""
+    values = record.get("trial_sharpes")
+    if not isinstance(values, Sequence):
+        raise RlopsError(f"{where} has no trial_sharpes{remedy}")
+    return values
 
 
 def _plural(count: int, noun: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, is_dataclass, replace
@@ -147,7 +146,7 @@ def run_tune(ctx: StageContext) -> dict[str, Any]:
     from ml.tune.runner import resume_tune, run_tune
     from ml.tune.settings import SETTINGS_FILE
     from ml.tune.trainable import metric_key
-    from ml.tune.trials import SHARPE
+    from ml.tune.trials import scored_sharpes
 
     config = ctx.config
     dataset = ctx.input_results["data"]["store"]
@@ -173,7 +172,7 @@ def run_tune(ctx: StageContext) -> dict[str, Any]:
             "trials": len(board),
             "best_score": float(board.iloc[0][f"best_{metric_key(config.metric)}"]),
             # Every trial that was scored, for the deflated Sharpe's count and variance (trial_count).
-            "trial_sharpes": [float(v) for v in board[SHARPE] if math.isfinite(v)],
+            "trial_sharpes": scored_sharpes(board),
             "overfitting": outcome.overfitting,
         }
     return outcomes

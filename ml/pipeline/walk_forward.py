@@ -226,7 +226,7 @@ def _tune_fold(ctx: StageContext, algo: str, plan: FoldPlan, where: str) -> tupl
     the record of its trials (each one's validation Sharpe, as the tune stage keeps them)."""
     from ml.pipeline.stages import tune_settings
     from ml.tune.runner import run_tune
-    from ml.tune.trials import SHARPE
+    from ml.tune.trials import scored_sharpes
 
     settings = replace(
         tune_settings(ctx.config, algo, ctx.input_results["data"]["store"], _absolute(storage.join(where, "tune"))),
@@ -241,7 +241,7 @@ def _tune_fold(ctx: StageContext, algo: str, plan: FoldPlan, where: str) -> tupl
         "algo": algo,
         "experiment": outcome.experiment,
         "trials": len(board),
-        "trial_sharpes": [float(v) for v in board[SHARPE] if math.isfinite(v)],
+        "trial_sharpes": scored_sharpes(board),
     }
     return outcome.best_config, record
 

@@ -118,6 +118,8 @@ def ray_session(settings: TuneSettings, say: Callable[[str], None]) -> Iterator[
     """Join the session already open in this process, the cluster at ``address``, or start a local one."""
     import ray
 
+    from ml.tune.local_ray import init_local
+
     if ray.is_initialized():
         yield
         return
@@ -128,9 +130,7 @@ def ray_session(settings: TuneSettings, say: Callable[[str], None]) -> Iterator[
         except (ConnectionError, RuntimeError) as exc:
             raise RlopsError(f"cannot connect to the Ray cluster at {settings.address}: {exc}") from exc
     else:
-        # Token auth would make the local dashboard answer 401 to the browser of the person running this.
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        context = ray.init(num_cpus=settings.num_cpus, include_dashboard=True, log_to_driver=False)
+        context = init_local(settings.num_cpus, include_dashboard=True)
         if context.dashboard_url:
             say(f"Ray dashboard: http://{context.dashboard_url}")
     try:

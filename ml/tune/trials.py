@@ -38,6 +38,12 @@ def report_sharpe(row: pd.Series | None) -> float:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else float("nan")
 
 
+def scored_sharpes(leaderboard: pd.DataFrame) -> list[float]:
+    """The validation Sharpe of every trial on a tuning leaderboard that was scored (others hold NaN): what the
+    deflated Sharpe counts (`ml.backtest.trial_count`)."""
+    return [float(v) for v in leaderboard[SHARPE] if math.isfinite(v)]
+
+
 def report_returns(row: pd.Series | None) -> list[float] | None:
     text = row.get(RETURNS) if row is not None else None
     if not isinstance(text, str):

@@ -11,9 +11,9 @@ import pytest
 
 from ml.backtest.engine import BacktestConfig, backtest
 from ml.backtest.result import BacktestResult
-from ml.backtest.trades import extract_trades
 from ml.envs import EnvSpec
 from rlops_core.errors import RlopsError
+from tests.backtest.test_trades import extract_trades
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.backtest.trades import TRADE_COLUMNS, extract_trades
+from ml.backtest.trades import TRADE_COLUMNS, round_trips
 
 
 @dataclass
@@ -93,6 +93,21 @@ def reference_trades(
             rows.append(trade.row(symbol, None, float(log[f"mark_{symbol}"].iloc[-1])))
     frame = pd.DataFrame(rows, columns=TRADE_COLUMNS)
     return frame.sort_values(["entry_time", "symbol"], kind="stable").reset_index(drop=True)
+
+
+def extract_trades(
+    log: pd.DataFrame, symbols: tuple[str, ...], open_prices: pd.DataFrame, commission_rate: float
+) -> pd.DataFrame:
+    """`round_trips` on the reference walk's input: a fill-log frame with each asset's `mark_` (close) column."""
+    return round_trips(
+        pd.DatetimeIndex(log.index),
+        symbols,
+        log[[f"fill_qty_{s}" for s in symbols]].to_numpy(),
+        log[[f"fill_price_{s}" for s in symbols]].to_numpy(),
+        open_prices[list(symbols)].to_numpy(),
+        np.array([log[f"mark_{s}"].iloc[-1] for s in symbols]),
+        commission_rate,
+    )
 
 
 def _fill_log(
