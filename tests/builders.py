@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -54,3 +59,19 @@ def good_rows(n: int = 5, start: str = "2024-01-01") -> list[dict[str, object]]:
         {"date": s.strftime("%Y-%m-%d"), "open": 10 + i, "high": 12 + i, "low": 9 + i, "close": 11 + i, "volume": 1000}
         for i, s in enumerate(stamps)
     ]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(script: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """A benchmark script run as `make` runs it: from the repository root, with the project on the path."""
+    return subprocess.run(
+        [sys.executable, script, *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

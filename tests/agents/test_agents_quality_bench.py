@@ -4,35 +4,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.builders import run_benchmark
 
 
 @pytest.mark.slow
 def test_quality_benchmark_smoke(tmp_path: Path) -> None:
     plot = tmp_path / "curves.png"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/agents_quality.py",
-            "--smoke",
-            "--out-dir",
-            str(tmp_path / "out"),
-            "--plot",
-            str(plot),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    completed = run_benchmark(
+        "benchmarks/agents_quality.py", "--smoke", "--out-dir", str(tmp_path / "out"), "--plot", str(plot)
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

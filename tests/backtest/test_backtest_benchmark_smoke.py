@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.builders import run_benchmark
 
 
 @pytest.mark.slow
 def test_the_batch_benchmark_runs_both_paths_and_finds_them_identical() -> None:
-    done = subprocess.run(
-        [sys.executable, "benchmarks/backtest_batch.py", "--assets", "2", "--policies", "2"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    done = run_benchmark("benchmarks/backtest_batch.py", "--assets", "2", "--policies", "2")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "2 checkpoints x 2 assets x 3 periods" in done.stdout
     assert "= 12 cells" in done.stdout
